@@ -1,0 +1,43 @@
+# hxchat — `make run` to start, `make test` to test everything.
+GO      ?= go
+ADDR    ?= 127.0.0.1:8080
+HTMX    := node_modules/htmx.org/dist
+ASSETS  := static/dist/htmx.min.js static/dist/hx-sse.min.js static/dist/hx-upsert.min.js
+
+.PHONY: run build test check generate assets clean
+
+run: build
+	./bin/hxchat -addr $(ADDR)
+
+build: assets generate
+	$(GO) build -trimpath -o bin/hxchat ./cmd/hxchat
+
+# npm ci only when package-lock.json changed since the last install.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+assets: node_modules/.package-lock.json
+	@mkdir -p static/dist
+	cp $(HTMX)/htmx.min.js $(HTMX)/htmx.min.js.map static/dist/
+	cp $(HTMX)/ext/hx-sse.min.js $(HTMX)/ext/hx-sse.min.js.map static/dist/
+	cp $(HTMX)/ext/hx-upsert.min.js $(HTMX)/ext/hx-upsert.min.js.map static/dist/
+
+generate:
+	$(GO) tool templ generate
+
+# gofmt, vet and generated files up to date.
+check: assets
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@before="$$(git status --porcelain -- views)"; $(GO) tool templ generate >/dev/null 2>&1; \
+	  after="$$(git status --porcelain -- views)"; \
+	  if [ "$$before" != "$$after" ] || [ -n "$$(git diff --name-only -- 'views/*_templ.go')" ]; then \
+	    echo "generated templ files are stale: run make generate and commit"; git diff --stat -- views; exit 1; fi
+
+# Everything: checks, unit, HTTP, loopback end-to-end and browser tests.
+test: check
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+clean:
+	rm -rf bin static/dist/*.js static/dist/*.map

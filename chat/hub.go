@@ -1,0 +1,213 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// DefaultQueueSize is the default bound of a subscriber's queue.
+const DefaultQueueSize = 256
+
+// Delivery is a message on its way to subscribers, with its HTML fragment
+// rendered once for all of them.
+type Delivery struct {
+	Message
+	HTML []byte
+}
+
+// RenderFunc renders the fragment of a message, as sent on the wire.
+type RenderFunc func(Message) ([]byte, error)
+
+// HubOptions configures a Hub. Zero values select defaults.
+type HubOptions struct {
+	// QueueSize bounds each subscriber's queue (DefaultQueueSize).
+	QueueSize int
+	// Render renders a message's fragment once per message.
+	Render RenderFunc
+	// Now returns the time stamped on new messages (time.Now).
+	Now func() time.Time
+	// OnDrop, if set, is called (without locks held) for each subscriber
+	// dropped because its queue overflowed.
+	OnDrop func(room string, queued int)
+	// OnDeliver, if set, is called after each fan-out with the number of
+	// subscribers the message was queued for.
+	OnDeliver func(n int)
+}
+
+// Hub groups subscribers by room and fans each posted message out to every
+// subscriber of its room. Posting never waits on a subscriber: each has a
+// bounded queue, and one whose queue is full is dropped.
+type Hub struct {
+	store Store
+	opts  HubOptions
+
+	mu    sync.RWMutex
+	rooms map[string]map[*Subscription]struct{}
+}
+
+// NewHub returns a Hub storing messages in store.
+func NewHub(store Store, opts HubOptions) *Hub {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = DefaultQueueSize
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Render == nil {
+		opts.Render = func(m Message) ([]byte, error) { return []byte(m.Text), nil }
+	}
+	return &Hub{store: store, opts: opts, rooms: make(map[string]map[*Subscription]struct{})}
+}
+
+// Store returns the hub's store.
+func (h *Hub) Store() Store { return h.store }
+
+// Render renders m with the hub's RenderFunc.
+func (h *Hub) Render(m Message) ([]byte, error) { return h.opts.Render(m) }
+
+// Post validates text, appends the message to the store and, once it is
+// stored, queues it for every subscriber of room. It returns the stored
+// message. Invalid input returns an error wrapping ErrInvalid and stores
+// nothing.
+func (h *Hub) Post(ctx context.Context, room, author, text string) (Message, error) {
+	if err := ValidateRoom(room); err != nil {
+		return Message{}, err
+	}
+	text, err := NormalizeText(text)
+	if err != nil {
+		return Message{}, err
+	}
+	m, err := h.store.Append(ctx, Message{Room: room, Author: author, Text: text, Time: h.opts.Now().UTC()})
+	if err != nil {
+		return Message{}, fmt.Errorf("post to %q: %w", room, err)
+	}
+	h.Publish(m)
+	return m, nil
+}
+
+// Publish queues an already stored message for the subscribers of its room.
+// Subscribers whose queue is full are dropped. Publish never blocks on a
+// subscriber. Messages of one room may reach subscribers out of seq order
+// when posts race; subscribers fill gaps from the store.
+func (h *Hub) Publish(m Message) {
+	h.mu.RLock()
+	subs := h.rooms[m.Room]
+	if len(subs) == 0 {
+		h.mu.RUnlock()
+		return
+	}
+	html, err := h.opts.Render(m)
+	if err != nil {
+		// Rendering plain data cannot fail short of a bug; subscribers will
+		// find the message in the store on their next replay.
+		h.mu.RUnlock()
+		return
+	}
+	d := Delivery{Message: m, HTML: html}
+	var slow []*Subscription
+	n := 0
+	for s := range subs {
+		select {
+		case s.c <- d:
+			n++
+		default:
+			slow = append(slow, s)
+		}
+	}
+	h.mu.RUnlock()
+	if h.opts.OnDeliver != nil {
+		h.opts.OnDeliver(n)
+	}
+	for _, s := range slow {
+		queued := len(s.c)
+		if s.drop() && h.opts.OnDrop != nil {
+			h.opts.OnDrop(m.Room, queued)
+		}
+	}
+}
+
+// Subscribe adds a subscriber to room. The caller must Close it.
+func (h *Hub) Subscribe(room string) *Subscription {
+	s := &Subscription{
+		hub:     h,
+		room:    room,
+		c:       make(chan Delivery, h.opts.QueueSize),
+		dropped: make(chan struct{}),
+	}
+	h.mu.Lock()
+	subs := h.rooms[room]
+	if subs == nil {
+		subs = make(map[*Subscription]struct{})
+		h.rooms[room] = subs
+	}
+	subs[s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
+// Subscribers returns the number of subscribers of room.
+func (h *Hub) Subscribers(room string) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.rooms[room])
+}
+
+func (h *Hub) remove(s *Subscription) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	subs := h.rooms[s.room]
+	if _, ok := subs[s]; !ok {
+		return false
+	}
+	delete(subs, s)
+	if len(subs) == 0 {
+		delete(h.rooms, s.room)
+	}
+	return true
+}
+
+// Subscription is one subscriber of a room. Deliveries arrive on C in the
+// order they were published; Dropped is closed when the hub drops the
+// subscriber because its queue overflowed. The channel C is never closed.
+type Subscription struct {
+	hub     *Hub
+	room    string
+	c       chan Delivery
+	dropped chan struct{}
+	once    sync.Once
+}
+
+// C returns the channel deliveries arrive on.
+func (s *Subscription) C() <-chan Delivery { return s.c }
+
+// Dropped is closed when the subscriber was dropped for being too slow.
+func (s *Subscription) Dropped() <-chan struct{} { return s.dropped }
+
+// Room returns the subscribed room.
+func (s *Subscription) Room() string { return s.room }
+
+// drop removes the subscriber and closes Dropped; it reports whether this
+// call did it.
+func (s *Subscription) drop() bool {
+	if !s.hub.remove(s) {
+		return false
+	}
+	s.once.Do(func() { close(s.dropped) })
+	return true
+}
+
+// Close removes the subscriber from its room. It is safe to call more than
+// once and after a drop.
+func (s *Subscription) Close() { s.hub.remove(s) }
+
+// Since reads the store; see Store.Since.
+func (h *Hub) Since(ctx context.Context, room string, after int64, limit int) ([]Message, error) {
+	return h.store.Since(ctx, room, after, limit)
+}
+
+// Recent reads the store; see Store.Recent.
+func (h *Hub) Recent(ctx context.Context, room string, n int) ([]Message, error) {
+	return h.store.Recent(ctx, room, n)
+}

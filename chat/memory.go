@@ -1,0 +1,124 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// DefaultRetention is how many messages per room a store keeps by default.
+const DefaultRetention = 1000
+
+// MemoryStore is a Store that keeps the newest Retention messages of each
+// room in memory. History is lost when the process ends.
+type MemoryStore struct {
+	retention int
+
+	mu     sync.RWMutex
+	rooms  map[string]*memRoom
+	closed bool
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// memRoom is a ring of the newest messages: msgs[(seq-1) % len] holds seq.
+type memRoom struct {
+	last int64     // newest seq
+	msgs []Message // ring buffer, grows up to retention
+}
+
+// NewMemoryStore returns an empty MemoryStore keeping retention messages per
+// room (DefaultRetention when retention <= 0).
+func NewMemoryStore(retention int) *MemoryStore {
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	return &MemoryStore{retention: retention, rooms: make(map[string]*memRoom)}
+}
+
+// Append implements Store.
+func (s *MemoryStore) Append(ctx context.Context, m Message) (Message, error) {
+	if err := ctx.Err(); err != nil {
+		return Message{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Message{}, fmt.Errorf("append to %q: %w", m.Room, ErrClosed)
+	}
+	r := s.rooms[m.Room]
+	if r == nil {
+		r = &memRoom{}
+		s.rooms[m.Room] = r
+	}
+	r.last++
+	m.Seq = r.last
+	if len(r.msgs) < s.retention {
+		r.msgs = append(r.msgs, m)
+	} else {
+		r.msgs[(m.Seq-1)%int64(s.retention)] = m
+	}
+	return m, nil
+}
+
+// first returns the oldest seq still held (1 when nothing was trimmed).
+func (r *memRoom) first() int64 { return r.last - int64(len(r.msgs)) + 1 }
+
+// at returns the message with seq, which must be within [first, last].
+func (r *memRoom) at(seq int64, retention int) Message {
+	return r.msgs[(seq-1)%int64(retention)]
+}
+
+// Since implements Store.
+func (s *MemoryStore) Since(ctx context.Context, room string, after int64, limit int) ([]Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("since in %q: %w", room, ErrClosed)
+	}
+	r := s.rooms[room]
+	if r == nil || limit <= 0 || after >= r.last {
+		return nil, nil
+	}
+	from := max(after+1, r.first())
+	to := min(r.last, from+int64(limit)-1)
+	out := make([]Message, 0, to-from+1)
+	for seq := from; seq <= to; seq++ {
+		out = append(out, r.at(seq, s.retention))
+	}
+	return out, nil
+}
+
+// Recent implements Store.
+func (s *MemoryStore) Recent(ctx context.Context, room string, n int) ([]Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("recent in %q: %w", room, ErrClosed)
+	}
+	r := s.rooms[room]
+	if r == nil || n <= 0 {
+		return nil, nil
+	}
+	from := max(r.first(), r.last-int64(n)+1)
+	out := make([]Message, 0, r.last-from+1)
+	for seq := from; seq <= r.last; seq++ {
+		out = append(out, r.at(seq, s.retention))
+	}
+	return out, nil
+}
+
+// Close implements Store.
+func (s *MemoryStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	s.rooms = nil
+	return nil
+}

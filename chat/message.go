@@ -1,0 +1,104 @@
+// Package chat is the core of hxchat: messages, room-name and message rules,
+// the Store that keeps history, and the Hub that fans new messages out to the
+// subscribers of a room. It knows nothing about HTTP.
+package chat
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on names and message bodies, in characters (runes).
+const (
+	MaxRoomLen    = 64
+	MaxMessageLen = 2000
+)
+
+// ErrInvalid marks input that breaks a rule; the error text says which rule,
+// in words fit to show a user. Handlers map it to a 4xx status.
+var ErrInvalid = errors.New("invalid input")
+
+// ErrClosed is returned by a Store or Hub used after Close.
+var ErrClosed = errors.New("closed")
+
+// Message is one chat message. Seq is its position in its room: 1, 2, 3…
+// with no gaps, assigned by the Store when the message is appended.
+type Message struct {
+	Room   string
+	Seq    int64
+	Author string
+	Text   string
+	Time   time.Time
+}
+
+// invalid wraps ErrInvalid with a reason a person can read.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Reason returns the human part of an ErrInvalid error ("room name is empty"),
+// or the whole error text for other errors.
+func Reason(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, ErrInvalid.Error()+": "); i >= 0 {
+		return s[i+len(ErrInvalid.Error())+2:]
+	}
+	return s
+}
+
+// ValidateRoom reports whether name is an acceptable room name: 1 to 64
+// Unicode letters and digits plus '-', '_' and '.', and not "." or "..".
+// The error wraps ErrInvalid and says what is wrong.
+func ValidateRoom(name string) error {
+	if name == "" {
+		return invalid("room name is empty")
+	}
+	if !utf8.ValidString(name) {
+		return invalid("room name is not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(name); n > MaxRoomLen {
+		return invalid("room name is %d characters long; the limit is %d", n, MaxRoomLen)
+	}
+	if name == "." || name == ".." {
+		return invalid("room name %q is reserved", name)
+	}
+	for _, r := range name {
+		switch {
+		case unicode.IsLetter(r), unicode.IsDigit(r), r == '-', r == '_', r == '.':
+		case r == ' ':
+			return invalid("room name contains a space; use letters, digits, '-', '_' or '.'")
+		default:
+			return invalid("room name contains %q; use letters, digits, '-', '_' or '.'", r)
+		}
+	}
+	return nil
+}
+
+// NormalizeText trims surrounding white space from a message body, turns
+// CRLF and lone CR into LF, and checks it: 1 to 2000 characters of valid
+// UTF-8 without control characters other than newline and tab. The error
+// wraps ErrInvalid and says what is wrong.
+func NormalizeText(text string) (string, error) {
+	if !utf8.ValidString(text) {
+		return "", invalid("message is not valid UTF-8")
+	}
+	text = strings.ReplaceAll(text, "\r\n", "\n")
+	text = strings.ReplaceAll(text, "\r", "\n")
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return "", invalid("message is empty")
+	}
+	if n := utf8.RuneCountInString(text); n > MaxMessageLen {
+		return "", invalid("message is %d characters long; the limit is %d", n, MaxMessageLen)
+	}
+	for _, r := range text {
+		if r != '\n' && r != '\t' && unicode.IsControl(r) {
+			return "", invalid("message contains a control character (%U)", r)
+		}
+	}
+	return text, nil
+}

@@ -1,0 +1,350 @@
+package handlers
+
+// This is the only file that imports r3labs/sse. It is used as the SSE
+// writer with its measured pitfalls guarded (see DESIGN.md):
+//   - one sse.Stream per connection, so one stalled browser only ever stalls
+//     its own stream and never the room;
+//   - AutoReplay off (it rewrites ids and keeps an unbounded log): replay
+//     comes from the store;
+//   - SplitData on, with CRLF and lone CR normalised to LF first, so every
+//     line of a fragment gets its own "data:" prefix;
+//   - never an event with empty data (it would end the loop): heartbeats are
+//     comments;
+//   - Last-Event-ID is parsed here and removed before r3labs sees it (it
+//     answers 400 to a non-numeric one);
+//   - the stream is ended by cancelling the request context it watches, and
+//     removed only after ServeHTTP returned, so its deregistering goroutine
+//     never blocks on a stopped stream (the RemoveStream leak);
+//   - we write the headers (with X-Accel-Buffering and no-transform) and the
+//     retry line ourselves, and send heartbeats, which it does not.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/r3labs/sse/v2"
+
+	"github.com/hxchat/hxchat/chat"
+)
+
+// Subscriber is what the SSE endpoint uses of the hub.
+type Subscriber interface {
+	Subscribe(room string) *chat.Subscription
+	Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error)
+	Recent(ctx context.Context, room string, n int) ([]chat.Message, error)
+	Render(chat.Message) ([]byte, error)
+}
+
+// StreamConfig holds the SSE endpoint's timings.
+type StreamConfig struct {
+	// Heartbeat is the interval of ": ping" comments.
+	Heartbeat time.Duration
+	// Retry is the reconnect delay advertised in the "retry:" line.
+	Retry time.Duration
+	// WriteTimeout bounds each write to a client; a client that takes
+	// longer is cut off.
+	WriteTimeout time.Duration
+	// ReplayBatch is how many stored messages are read per store call.
+	ReplayBatch int
+}
+
+// Streams serves the SSE endpoint of every room and ends all open streams on
+// Shutdown.
+type Streams struct {
+	logger  *slog.Logger
+	hub     Subscriber
+	metrics *Metrics
+	cfg     StreamConfig
+	srv     *sse.Server
+
+	ctx    context.Context // cancelled by Shutdown
+	cancel context.CancelFunc
+	nextID atomic.Uint64
+	wg     sync.WaitGroup
+	ready  sync.Map // stream id → chan struct{}, closed once its subscriber is registered
+}
+
+// NewStreams returns the SSE endpoint.
+func NewStreams(logger *slog.Logger, hub Subscriber, m *Metrics, cfg StreamConfig) *Streams {
+	srv := sse.New()
+	srv.AutoReplay = false
+	srv.AutoStream = false
+	srv.SplitData = true
+	srv.BufferSize = 16 // per connection; the hub's queue is the real slack
+	ctx, cancel := context.WithCancel(context.Background())
+	if cfg.ReplayBatch <= 0 {
+		cfg.ReplayBatch = 256
+	}
+	s := &Streams{logger: logger, hub: hub, metrics: m, cfg: cfg, srv: srv, ctx: ctx, cancel: cancel}
+	// An event published before r3labs registered the connection's
+	// subscriber is broadcast to nobody; the pump waits for this signal.
+	srv.OnSubscribe = func(id string, _ *sse.Subscriber) {
+		if c, ok := s.ready.Load(id); ok {
+			close(c.(chan struct{}))
+		}
+	}
+	return s
+}
+
+// Shutdown ends every open stream at once and waits for their handlers to
+// return. Clients reconnect (to this or another node) with Last-Event-ID.
+// It is meant for http.Server.RegisterOnShutdown.
+func (s *Streams) Shutdown() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// parseCursor reads a resume cursor: a non-negative integer, else none.
+func parseCursor(v string) (int64, bool) {
+	if v == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// cursorOf returns where a client resumes: Last-Event-ID wins over ?after=;
+// a malformed value counts as absent.
+func cursorOf(r *http.Request) (int64, bool) {
+	if n, ok := parseCursor(r.Header.Get("Last-Event-ID")); ok {
+		return n, true
+	}
+	return parseCursor(r.URL.Query().Get("after"))
+}
+
+// normalizeNewlines turns CRLF and lone CR into LF so SplitData, which only
+// splits on LF, gives every line its own data: prefix.
+func normalizeNewlines(b []byte) []byte {
+	if bytes.IndexByte(b, '\r') < 0 {
+		return b
+	}
+	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+	return bytes.ReplaceAll(b, []byte("\r"), []byte("\n"))
+}
+
+// ServeHTTP streams a room: subscribe first, replay from the store after
+// the cursor, then forward live messages, each seq exactly once and in order.
+func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	room, err := roomParam(r)
+	if err != nil {
+		s.metrics.rejected("bad_room")
+		http.Error(w, chat.Reason(err), statusOf(err))
+		return
+	}
+	if s.ctx.Err() != nil {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+
+	// Subscribe before reading the store, so nothing stored in between is
+	// missed; duplicates are dropped by seq below.
+	sub := s.hub.Subscribe(room)
+	defer sub.Close()
+
+	cursor, ok := cursorOf(r)
+	if !ok {
+		// No cursor: live from now on.
+		latest, err := s.hub.Recent(r.Context(), room, 1)
+		if err != nil {
+			s.logger.LogAttrs(r.Context(), slog.LevelError, "stream: read head", slog.String("room", room), slog.Any("err", err))
+			http.Error(w, publicReason(err), statusOf(err))
+			return
+		}
+		if len(latest) > 0 {
+			cursor = latest[0].Seq
+		}
+	}
+
+	id := strconv.FormatUint(s.nextID.Add(1), 10)
+	ready := make(chan struct{})
+	s.ready.Store(id, ready)
+	defer s.ready.Delete(id)
+	s.srv.CreateStream(id)
+	// Runs after ServeHTTP returned, that is after the subscriber was
+	// deregistered, so removing the stream leaks nothing.
+	defer s.srv.RemoveStream(id)
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	dw := &deadlineWriter{w: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+	w.WriteHeader(http.StatusOK)
+	if _, err := fmt.Fprintf(dw, "retry: %d\n\n", s.cfg.Retry.Milliseconds()); err != nil {
+		return
+	}
+	dw.Flush()
+
+	s.metrics.StreamsOpen.Inc()
+	defer s.metrics.StreamsOpen.Dec()
+
+	// End the stream when the hub drops this subscriber or the server shuts
+	// down: cancel the context r3labs watches and cut any blocked write.
+	go func() {
+		select {
+		case <-sub.Dropped():
+		case <-s.ctx.Done():
+		case <-ctx.Done():
+		}
+		cancel()
+		dw.end()
+	}()
+
+	p := &pump{s: s, ctx: ctx, id: id, room: room, last: cursor}
+	go p.run(ready, sub, cancel)
+
+	// r3labs writes until its subscriber is deregistered, which happens
+	// once ctx is cancelled.
+	r2 := r.Clone(ctx)
+	r2.Header.Del("Last-Event-ID")
+	r2.URL.RawQuery = "stream=" + id
+	s.srv.ServeHTTP(dw, r2)
+}
+
+// pump feeds one connection's sse.Stream: replay, then live, in seq order.
+type pump struct {
+	s    *Streams
+	ctx  context.Context
+	id   string
+	room string
+	last int64 // newest seq sent
+}
+
+func (p *pump) run(ready <-chan struct{}, sub *chat.Subscription, cancel context.CancelFunc) {
+	defer cancel()
+	select {
+	case <-ready:
+	case <-p.ctx.Done():
+		return
+	}
+	if err := p.replay(0); err != nil {
+		p.fail(err)
+		return
+	}
+	heartbeat := time.NewTicker(p.s.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-heartbeat.C:
+			p.s.srv.Publish(p.id, &sse.Event{Comment: []byte("ping")})
+		case d := <-sub.C():
+			if d.Seq <= p.last {
+				continue // already sent from the store
+			}
+			if d.Seq > p.last+1 {
+				// A gap: an earlier post's fan-out is late, or was lost
+				// with a drop. The store has it; fill from there.
+				if err := p.replay(d.Seq - 1); err != nil {
+					p.fail(err)
+					return
+				}
+			}
+			if d.Seq > p.last { // still ahead: the gap was trimmed away
+				p.send(d.Seq, d.HTML)
+			}
+		}
+	}
+}
+
+// replay sends stored messages after p.last, up to seq upto (0: all).
+func (p *pump) replay(upto int64) error {
+	for p.ctx.Err() == nil {
+		msgs, err := p.s.hub.Since(p.ctx, p.room, p.last, p.s.cfg.ReplayBatch)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if upto > 0 && m.Seq > upto {
+				return nil
+			}
+			html, err := p.s.hub.Render(m)
+			if err != nil {
+				return err
+			}
+			p.send(m.Seq, html)
+			p.s.metrics.Replayed.Inc()
+		}
+		if len(msgs) < p.s.cfg.ReplayBatch {
+			return nil
+		}
+	}
+	return nil
+}
+
+// send publishes one message event. Publish blocks only on this
+// connection's own stream; the hub never waits for it.
+func (p *pump) send(seq int64, html []byte) {
+	if len(html) == 0 {
+		html = []byte(" ") // an empty data field would end r3labs' loop
+	}
+	p.s.srv.Publish(p.id, &sse.Event{
+		ID:   []byte(strconv.FormatInt(seq, 10)),
+		Data: normalizeNewlines(html),
+	})
+	p.last = seq
+}
+
+func (p *pump) fail(err error) {
+	if p.ctx.Err() != nil {
+		return
+	}
+	p.s.logger.LogAttrs(p.ctx, slog.LevelError, "stream: replay", slog.String("room", p.room), slog.Any("err", err))
+}
+
+// deadlineWriter gives every write to a stream its own deadline (instead of
+// the server's WriteTimeout, which would cut every stream), ignores the
+// second WriteHeader r3labs sends, and can cut a blocked write at once.
+type deadlineWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	ended   atomic.Bool
+}
+
+func (d *deadlineWriter) Header() http.Header { return d.w.Header() }
+
+// WriteHeader is a no-op: the headers were written before r3labs ran.
+func (d *deadlineWriter) WriteHeader(int) {}
+
+func (d *deadlineWriter) arm() {
+	if d.ended.Load() {
+		_ = d.rc.SetWriteDeadline(time.Unix(1, 0))
+		return
+	}
+	_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.arm()
+	return d.w.Write(p)
+}
+
+func (d *deadlineWriter) Flush() {
+	d.arm()
+	_ = d.rc.Flush()
+}
+
+// end makes pending and future writes fail at once.
+func (d *deadlineWriter) end() {
+	d.ended.Store(true)
+	_ = d.rc.SetWriteDeadline(time.Unix(1, 0))
+}

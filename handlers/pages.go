@@ -1,0 +1,95 @@
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/a-h/templ"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/hxchat/hxchat/chat"
+	"github.com/hxchat/hxchat/views"
+)
+
+// Historian reads a room's recent messages.
+type Historian interface {
+	Recent(ctx context.Context, room string, n int) ([]chat.Message, error)
+}
+
+// roomParam returns the validated room name from the URL path.
+func roomParam(r *http.Request) (string, error) {
+	raw := chi.URLParam(r, "room")
+	room, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", chat.ValidateRoom("\x00") // not a name: reported as a bad character
+	}
+	if err := chat.ValidateRoom(room); err != nil {
+		return "", err
+	}
+	return room, nil
+}
+
+func handleIndex() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		render(w, r, http.StatusOK, views.Index("", ""))
+	}
+}
+
+// handleRoomQuery turns the index form's ?room=NAME into a redirect to the
+// room, or shows the index again with what is wrong with the name.
+func handleRoomQuery(m *Metrics) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		room := strings.TrimSpace(r.URL.Query().Get("room"))
+		if err := chat.ValidateRoom(room); err != nil {
+			m.rejected("bad_room")
+			render(w, r, statusOf(err), views.Index(strings.ToValidUTF8(room, "\uFFFD"), chat.Reason(err)))
+			return
+		}
+		http.Redirect(w, r, views.RoomURL(room), http.StatusSeeOther)
+	}
+}
+
+func handleRoom(logger *slog.Logger, history Historian, n int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		room, err := roomParam(r)
+		if err != nil {
+			renderError(w, r, statusOf(err), "Bad room name", chat.Reason(err))
+			return
+		}
+		renderRoom(w, r, logger, history, n, room, http.StatusOK, views.FormState{})
+	}
+}
+
+// renderRoom renders the room page with form in the given state.
+func renderRoom(w http.ResponseWriter, r *http.Request, logger *slog.Logger, history Historian, n int, room string, status int, form views.FormState) {
+	msgs, err := history.Recent(r.Context(), room, n)
+	if err != nil {
+		logger.LogAttrs(r.Context(), slog.LevelError, "load history", slog.String("room", room), slog.Any("err", err))
+		renderError(w, r, statusOf(err), "History unavailable", publicReason(err))
+		return
+	}
+	render(w, r, status, views.Room(room, msgs, form))
+}
+
+// render writes a component as an HTML response with status.
+func render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_ = c.Render(r.Context(), w)
+}
+
+// renderError writes a full error page.
+func renderError(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
+	render(w, r, status, views.ErrorPage(title, detail))
+}
+
+func handleHealth() http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte("ok\n"))
+	}
+}

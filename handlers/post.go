@@ -1,0 +1,80 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/hxchat/hxchat/chat"
+	"github.com/hxchat/hxchat/views"
+)
+
+// Poster posts a message to a room.
+type Poster interface {
+	Post(ctx context.Context, room, author, text string) (chat.Message, error)
+}
+
+// Hub is what the pages and the POST handler use of the chat hub.
+type Hub interface {
+	Poster
+	Historian
+}
+
+// anonymous is every author until people can pick a name.
+const anonymous = "anonymous"
+
+// handlePost stores a message. An htmx request gets a fresh, empty form
+// fragment; a plain form post is redirected back to the room (post,
+// redirect, get). Refused input is shown next to the form with a 4xx status,
+// in both modes, and nothing is stored.
+func handlePost(logger *slog.Logger, hub Hub, m *Metrics, cfg Config) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		htmx := r.Header.Get("HX-Request") == "true"
+		room, err := roomParam(r)
+		if err != nil {
+			m.rejected("bad_room")
+			renderError(w, r, statusOf(err), "Bad room name", chat.Reason(err))
+			return
+		}
+		fail := func(status int, reason, text string) {
+			form := views.FormState{Text: strings.ToValidUTF8(text, "\uFFFD"), Problem: reason}
+			if htmx {
+				render(w, r, status, views.MessageForm(room, form))
+				return
+			}
+			renderRoom(w, r, logger, hub, cfg.History, room, status, form)
+		}
+
+		r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxBody)
+		if err := r.ParseForm(); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				m.rejected("too_large")
+				fail(http.StatusRequestEntityTooLarge, "The message is far too long to send.", "")
+				return
+			}
+			m.rejected("bad_form")
+			fail(http.StatusBadRequest, "The form could not be read.", "")
+			return
+		}
+		text := r.PostForm.Get("message")
+		if _, err := hub.Post(r.Context(), room, anonymous, text); err != nil {
+			status := statusOf(err)
+			if status >= 500 {
+				logger.LogAttrs(r.Context(), slog.LevelError, "post", slog.String("room", room), slog.Any("err", err))
+			} else {
+				m.rejected("bad_message")
+			}
+			fail(status, publicReason(err), text)
+			return
+		}
+		m.Posted.Inc()
+		if htmx {
+			render(w, r, http.StatusOK, views.MessageForm(room, views.FormState{}))
+			return
+		}
+		http.Redirect(w, r, views.RoomURL(room), http.StatusSeeOther)
+	}
+}

@@ -1,0 +1,64 @@
+// Package handlers is hxchat's HTTP layer: the chi router, the pages, the
+// message POST, the SSE endpoint, middleware and the one place that maps
+// errors to status codes.
+package handlers
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config holds the HTTP layer's limits.
+type Config struct {
+	// History is how many recent messages a room page shows.
+	History int
+	// MaxBody bounds a POST body in bytes.
+	MaxBody int64
+}
+
+// Deps are what the HTTP layer talks to.
+type Deps struct {
+	Logger   *slog.Logger
+	Hub      Hub
+	Streams  *Streams
+	Metrics  *Metrics
+	Gatherer prometheus.Gatherer
+	Config   Config
+}
+
+// NewServer returns the handler serving every hxchat URL.
+func NewServer(d Deps) http.Handler {
+	r := chi.NewRouter()
+	r.Use(recoverer(d.Logger), securityHeaders, requestLog(d.Logger))
+	addRoutes(r, d)
+	// CrossOriginProtection rejects cross-site unsafe requests (CSRF) with
+	// 403 before they reach any handler.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.Metrics.rejected("csrf")
+		renderError(w, r, http.StatusForbidden, "Forbidden", "This request came from another site and was refused (cross-origin request protection).")
+	}))
+	return cop.Handler(r)
+}
+
+// addRoutes lists every URL hxchat serves.
+func addRoutes(r chi.Router, d Deps) {
+	r.Get("/", handleIndex())
+	r.Get("/chat/", handleRoomQuery(d.Metrics))
+	r.Get("/chat/{room}/", handleRoom(d.Logger, d.Hub, d.Config.History))
+	r.Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config))
+	r.Method(http.MethodGet, "/chat/{room}/events", d.Streams) // no timeout middleware: it streams
+	r.Get("/static/*", handleStatic())
+	r.Get("/healthz", handleHealth())
+	r.Get("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		renderError(w, r, http.StatusNotFound, "Not found", "There is no page at this address.")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		renderError(w, r, http.StatusMethodNotAllowed, "Method not allowed", r.Method+" is not allowed here.")
+	})
+}

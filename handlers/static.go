@@ -1,0 +1,30 @@
+package handlers
+
+import (
+	"net/http"
+	"path"
+	"strings"
+
+	"github.com/hxchat/hxchat/static"
+)
+
+// handleStatic serves the embedded assets. A URL carrying the file's current
+// version (as the pages make them) is cached for a year; others revalidate.
+func handleStatic() http.HandlerFunc {
+	files := http.FileServerFS(static.FS())
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		if name == "" || strings.HasSuffix(name, "/") || strings.HasPrefix(path.Base(name), ".") {
+			renderError(w, r, http.StatusNotFound, "Not found", "There is no file at this address.")
+			return
+		}
+		if v := r.URL.Query().Get("v"); v != "" && v == static.Version(name) {
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			w.Header().Set("Cache-Control", "no-cache")
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/" + name
+		files.ServeHTTP(w, r2)
+	}
+}

@@ -1,0 +1,22 @@
+// Package views renders hxchat's pages and fragments with templ.
+package views
+
+import (
+	"net/url"
+	"strconv"
+)
+
+// RoomURL is the path of a room's page.
+func RoomURL(room string) string { return "/chat/" + url.PathEscape(room) + "/" }
+
+// PostURL is where a room's message form posts.
+func PostURL(room string) string { return RoomURL(room) + "messages" }
+
+// EventsURL is the room's SSE stream, resuming after seq.
+func EventsURL(room string, after int64) string {
+	return RoomURL(room) + "events?after=" + strconv.FormatInt(after, 10)
+}
+
+// MessageID is the element id of a message in the log; the log upserts on it
+// so a message delivered twice is shown once.
+func MessageID(seq int64) string { return "msg-" + strconv.FormatInt(seq, 10) }
