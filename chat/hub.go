@@ -105,7 +105,9 @@ func (h *Hub) Publish(m Message) {
 		h.mu.RUnlock()
 		return
 	}
-	d := Delivery{Message: m, HTML: html}
+	// One Delivery shared by every subscriber: queues hold pointers, so a
+	// full queue costs 8 bytes a slot, not a copy of the message.
+	d := &Delivery{Message: m, HTML: html}
 	var slow []*Subscription
 	n := 0
 	for s := range subs {
@@ -133,7 +135,7 @@ func (h *Hub) Subscribe(room string) *Subscription {
 	s := &Subscription{
 		hub:     h,
 		room:    room,
-		c:       make(chan Delivery, h.opts.QueueSize),
+		c:       make(chan *Delivery, h.opts.QueueSize),
 		dropped: make(chan struct{}),
 	}
 	h.mu.Lock()
@@ -171,16 +173,17 @@ func (h *Hub) remove(s *Subscription) bool {
 // Subscription is one subscriber of a room. Deliveries arrive on C in the
 // order they were published; Dropped is closed when the hub drops the
 // subscriber because its queue overflowed. The channel C is never closed.
+// A Delivery is shared by all subscribers and must not be modified.
 type Subscription struct {
 	hub     *Hub
 	room    string
-	c       chan Delivery
+	c       chan *Delivery
 	dropped chan struct{}
 	once    sync.Once
 }
 
 // C returns the channel deliveries arrive on.
-func (s *Subscription) C() <-chan Delivery { return s.c }
+func (s *Subscription) C() <-chan *Delivery { return s.c }
 
 // Dropped is closed when the subscriber was dropped for being too slow.
 func (s *Subscription) Dropped() <-chan struct{} { return s.dropped }
