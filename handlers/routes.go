@@ -53,6 +53,7 @@ func addRoutes(r chi.Router, d Deps) {
 	r.Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config))
 	r.Method(http.MethodGet, "/chat/{room}/events", d.Streams) // no timeout middleware: it streams
 	r.Get("/static/*", handleStatic())
+	r.Get("/favicon.ico", handleFavicon())
 	r.Get("/healthz", handleHealth())
 	r.Get("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -1,4 +1,4 @@
-// Package static holds the stylesheet and the htmx files, embedded in the
+// Package static holds the stylesheet, the icon and the htmx files, embedded in the
 // binary. The htmx files are copied into dist/ from npm's node_modules by
 // `make assets`; they are not part of the repository.
 package static
@@ -11,7 +11,7 @@ import (
 	"sync"
 )
 
-//go:embed app.css all:dist
+//go:embed app.css favicon.svg all:dist
 var files embed.FS
 
 // FS returns the embedded files, rooted at this folder.
