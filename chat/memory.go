@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"container/list"
 	"context"
 	"fmt"
 	"sync"
@@ -9,14 +10,33 @@ import (
 // DefaultRetention is how many messages per room a store keeps by default.
 const DefaultRetention = 1000
 
-// MemoryStore is a Store that keeps the newest Retention messages of each
-// room in memory. History is lost when the process ends.
+// DefaultMaxRooms is how many rooms a MemoryStore keeps by default.
+const DefaultMaxRooms = 10000
+
+// MemoryStore is a Store that keeps the newest messages of each room in
+// memory, for at most a bounded number of rooms: when a new room would
+// exceed it, the room that was posted to least recently is forgotten.
+// History is lost when the process ends.
 type MemoryStore struct {
 	retention int
+	maxRooms  int
 
 	mu     sync.RWMutex
 	rooms  map[string]*memRoom
+	lru    *list.List // of room names, most recently posted first
 	closed bool
+}
+
+// MemoryOption configures a MemoryStore.
+type MemoryOption func(*MemoryStore)
+
+// WithMaxRooms bounds the number of rooms kept (DefaultMaxRooms when n <= 0).
+func WithMaxRooms(n int) MemoryOption {
+	return func(s *MemoryStore) {
+		if n > 0 {
+			s.maxRooms = n
+		}
+	}
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -25,15 +45,20 @@ var _ Store = (*MemoryStore)(nil)
 type memRoom struct {
 	last int64     // newest seq
 	msgs []Message // ring buffer, grows up to retention
+	elem *list.Element
 }
 
 // NewMemoryStore returns an empty MemoryStore keeping retention messages per
 // room (DefaultRetention when retention <= 0).
-func NewMemoryStore(retention int) *MemoryStore {
+func NewMemoryStore(retention int, opts ...MemoryOption) *MemoryStore {
 	if retention <= 0 {
 		retention = DefaultRetention
 	}
-	return &MemoryStore{retention: retention, rooms: make(map[string]*memRoom)}
+	s := &MemoryStore{retention: retention, maxRooms: DefaultMaxRooms, rooms: make(map[string]*memRoom), lru: list.New()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Append implements Store.
@@ -48,8 +73,15 @@ func (s *MemoryStore) Append(ctx context.Context, m Message) (Message, error) {
 	}
 	r := s.rooms[m.Room]
 	if r == nil {
-		r = &memRoom{}
+		if len(s.rooms) >= s.maxRooms {
+			oldest := s.lru.Back()
+			delete(s.rooms, oldest.Value.(string))
+			s.lru.Remove(oldest)
+		}
+		r = &memRoom{elem: s.lru.PushFront(m.Room)}
 		s.rooms[m.Room] = r
+	} else {
+		s.lru.MoveToFront(r.elem)
 	}
 	r.last++
 	m.Seq = r.last
@@ -120,5 +152,6 @@ func (s *MemoryStore) Close() error {
 	defer s.mu.Unlock()
 	s.closed = true
 	s.rooms = nil
+	s.lru.Init()
 	return nil
 }

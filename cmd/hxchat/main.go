@@ -43,6 +43,7 @@ type options struct {
 	shutdownTimeout time.Duration
 	queue           int
 	retention       int
+	maxRooms        int
 	history         int
 	maxBody         int64
 	sendBuffer      int
@@ -61,6 +62,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long a shutdown waits for requests in flight")
 	fs.IntVar(&o.queue, "queue", chat.DefaultQueueSize, "messages queued per subscriber before it is dropped as too slow")
 	fs.IntVar(&o.retention, "retention", chat.DefaultRetention, "messages kept per room")
+	fs.IntVar(&o.maxRooms, "max-rooms", chat.DefaultMaxRooms, "rooms kept in memory; the least recently used is forgotten beyond it")
 	fs.IntVar(&o.history, "history", 50, "recent messages shown on a room page")
 	fs.Int64Var(&o.maxBody, "max-body", 16<<10, "largest accepted POST body in bytes")
 	fs.IntVar(&o.sendBuffer, "tcp-send-buffer", 256<<10, "kernel send buffer per connection in bytes (0: system default); bounds memory held for slow clients")
@@ -94,6 +96,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, errors.New("-queue must be positive")
 	case o.retention <= 0:
 		return o, errors.New("-retention must be positive")
+	case o.maxRooms <= 0:
+		return o, errors.New("-max-rooms must be positive")
 	case o.history <= 0:
 		return o, errors.New("-history must be positive")
 	case o.maxBody <= 0:
@@ -137,7 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := handlers.NewMetrics(reg)
 
-	store := chat.NewMemoryStore(o.retention)
+	store := chat.NewMemoryStore(o.retention, chat.WithMaxRooms(o.maxRooms))
 	defer store.Close()
 	hub := chat.NewHub(store, chat.HubOptions{
 		QueueSize: o.queue,
