@@ -67,8 +67,11 @@ type Streams struct {
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
 	nextID atomic.Uint64
-	wg     sync.WaitGroup
-	ready  sync.Map // stream id → chan struct{}, closed once its subscriber is registered
+
+	mu      sync.Mutex // guards closing and wg.Add
+	closing bool
+	wg      sync.WaitGroup
+	ready   sync.Map // stream id → chan struct{}, closed once its subscriber is registered
 }
 
 // NewStreams returns the SSE endpoint.
@@ -79,6 +82,17 @@ func NewStreams(logger *slog.Logger, hub Subscriber, m *Metrics, cfg StreamConfi
 	srv.SplitData = true
 	srv.BufferSize = 16 // per connection; the hub's queue is the real slack
 	ctx, cancel := context.WithCancel(context.Background())
+	// Zero values select defaults (a zero Heartbeat would panic in
+	// time.NewTicker; a zero WriteTimeout would fail every write).
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = 2 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
 	if cfg.ReplayBatch <= 0 {
 		cfg.ReplayBatch = 256
 	}
@@ -97,8 +111,23 @@ func NewStreams(logger *slog.Logger, hub Subscriber, m *Metrics, cfg StreamConfi
 // return. Clients reconnect (to this or another node) with Last-Event-ID.
 // It is meant for http.Server.RegisterOnShutdown.
 func (s *Streams) Shutdown() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+}
+
+// enter registers a new stream unless Shutdown has begun; the lock makes
+// sure Shutdown's Wait never races with an Add.
+func (s *Streams) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 // parseCursor reads a resume cursor: a non-negative integer, else none.
@@ -141,12 +170,18 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, chat.Reason(err), statusOf(err))
 		return
 	}
-	if s.ctx.Err() != nil {
+	if r.Method == http.MethodHead {
+		// A HEAD (routed here by middleware.GetHead) gets the headers only.
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache, no-transform")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	if !s.enter() {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	s.wg.Add(1)
 	defer s.wg.Done()
 
 	// Subscribe before reading the store, so nothing stored in between is
@@ -154,18 +189,22 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sub := s.hub.Subscribe(room)
 	defer sub.Close()
 
+	latest, err := s.hub.Recent(r.Context(), room, 1)
+	if err != nil {
+		s.logger.LogAttrs(r.Context(), slog.LevelError, "stream: read head", slog.String("room", room), slog.Any("err", err))
+		http.Error(w, publicReason(err), statusOf(err))
+		return
+	}
+	var head int64
+	if len(latest) > 0 {
+		head = latest[0].Seq
+	}
 	cursor, ok := cursorOf(r)
-	if !ok {
-		// No cursor: live from now on.
-		latest, err := s.hub.Recent(r.Context(), room, 1)
-		if err != nil {
-			s.logger.LogAttrs(r.Context(), slog.LevelError, "stream: read head", slog.String("room", room), slog.Any("err", err))
-			http.Error(w, publicReason(err), statusOf(err))
-			return
-		}
-		if len(latest) > 0 {
-			cursor = latest[0].Seq
-		}
+	switch {
+	case !ok:
+		cursor = head // no cursor: live from now on
+	case cursor > head:
+		cursor = 0 // the store was reset: a fresh snapshot of what it holds
 	}
 
 	id := strconv.FormatUint(s.nextID.Add(1), 10)
@@ -197,13 +236,27 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// End the stream when the hub drops this subscriber or the server shuts
 	// down: cancel the context r3labs watches and cut any blocked write.
+	served := make(chan struct{})
 	go func() {
+		slow := false
 		select {
 		case <-sub.Dropped():
+			slow = true
 		case <-s.ctx.Done():
 		case <-ctx.Done():
 		}
 		cancel()
+		if !slow {
+			// Let the stream end cleanly (net/http writes the last chunk);
+			// cut it only if a write is stuck.
+			t := time.NewTimer(endGrace)
+			defer t.Stop()
+			select {
+			case <-served:
+				return
+			case <-t.C:
+			}
+		}
 		dw.end()
 	}()
 
@@ -216,7 +269,12 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2.Header.Del("Last-Event-ID")
 	r2.URL.RawQuery = "stream=" + id
 	s.srv.ServeHTTP(dw, r2)
+	close(served)
 }
+
+// endGrace is how long an ending stream may take to finish its last write
+// before it is cut.
+const endGrace = 200 * time.Millisecond
 
 // pump feeds one connection's sse.Stream: replay, then live, in seq order.
 type pump struct {

@@ -21,10 +21,16 @@ type Historian interface {
 
 // roomParam returns the validated room name from the URL path.
 func roomParam(r *http.Request) (string, error) {
-	raw := chi.URLParam(r, "room")
-	room, err := url.PathUnescape(raw)
-	if err != nil {
-		return "", chat.ValidateRoom("\x00") // not a name: reported as a bad character
+	room := chi.URLParam(r, "room")
+	// chi routes on the escaped path only when it differs from the decoded
+	// one (RawPath set, as with %2F); only then is the parameter still
+	// escaped. Decoding a decoded name again would make /chat/a%2541/ the
+	// room "aA".
+	if r.URL.RawPath != "" {
+		var err error
+		if room, err = url.PathUnescape(room); err != nil {
+			return "", chat.ValidateRoom("\x00") // not a name: reported as a bad character
+		}
 	}
 	if err := chat.ValidateRoom(room); err != nil {
 		return "", err

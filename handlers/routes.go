@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -33,7 +34,7 @@ type Deps struct {
 // NewServer returns the handler serving every hxchat URL.
 func NewServer(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(recoverer(d.Logger), securityHeaders, requestLog(d.Logger))
+	r.Use(recoverer(d.Logger), requestLog(d.Logger), middleware.GetHead)
 	addRoutes(r, d)
 	// CrossOriginProtection rejects cross-site unsafe requests (CSRF) with
 	// 403 before they reach any handler.
@@ -42,7 +43,8 @@ func NewServer(d Deps) http.Handler {
 		d.Metrics.rejected("csrf")
 		renderError(w, r, http.StatusForbidden, "Forbidden", "This request came from another site and was refused (cross-origin request protection).")
 	}))
-	return cop.Handler(r)
+	// securityHeaders goes outside, so the 403 page has them too.
+	return securityHeaders(cop.Handler(r))
 }
 
 // addRoutes lists every URL hxchat serves.
