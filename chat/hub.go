@@ -92,17 +92,15 @@ func (h *Hub) Post(ctx context.Context, room, author, text string) (Message, err
 // subscriber. Messages of one room may reach subscribers out of seq order
 // when posts race; subscribers fill gaps from the store.
 func (h *Hub) Publish(m Message) {
-	h.mu.RLock()
-	subs := h.rooms[m.Room]
-	if len(subs) == 0 {
-		h.mu.RUnlock()
+	if h.Subscribers(m.Room) == 0 {
 		return
 	}
+	// Rendered outside the lock, so rendering never delays Subscribe or
+	// posts to other rooms.
 	html, err := h.opts.Render(m)
 	if err != nil {
-		// Rendering plain data cannot fail short of a bug; subscribers will
-		// find the message in the store on their next replay.
-		h.mu.RUnlock()
+		// Rendering plain data cannot fail short of a bug; subscribers
+		// find the message in the store when the next one shows the gap.
 		return
 	}
 	// One Delivery shared by every subscriber: queues hold pointers, so a
@@ -110,7 +108,8 @@ func (h *Hub) Publish(m Message) {
 	d := &Delivery{Message: m, HTML: html}
 	var slow []*Subscription
 	n := 0
-	for s := range subs {
+	h.mu.RLock()
+	for s := range h.rooms[m.Room] {
 		select {
 		case s.c <- d:
 			n++

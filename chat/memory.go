@@ -25,6 +25,10 @@ type MemoryStore struct {
 	rooms  map[string]*memRoom
 	lru    *list.List // of room names, most recently posted first
 	closed bool
+	// evictedLast is the highest seq of any forgotten room. A room that
+	// comes back continues after it, so no seq of a room is handed out
+	// twice: readers holding an older cursor see a trim, not old news.
+	evictedLast int64
 }
 
 // MemoryOption configures a MemoryStore.
@@ -41,8 +45,10 @@ func WithMaxRooms(n int) MemoryOption {
 
 var _ Store = (*MemoryStore)(nil)
 
-// memRoom is a ring of the newest messages: msgs[(seq-1) % len] holds seq.
+// memRoom is a ring of the newest messages: msgs[(seq-base-1) % retention]
+// holds seq.
 type memRoom struct {
+	base int64     // seqs up to base were given out before the room was forgotten
 	last int64     // newest seq
 	msgs []Message // ring buffer, grows up to retention
 	elem *list.Element
@@ -75,10 +81,11 @@ func (s *MemoryStore) Append(ctx context.Context, m Message) (Message, error) {
 	if r == nil {
 		if len(s.rooms) >= s.maxRooms {
 			oldest := s.lru.Back()
+			s.evictedLast = max(s.evictedLast, s.rooms[oldest.Value.(string)].last)
 			delete(s.rooms, oldest.Value.(string))
 			s.lru.Remove(oldest)
 		}
-		r = &memRoom{elem: s.lru.PushFront(m.Room)}
+		r = &memRoom{base: s.evictedLast, last: s.evictedLast, elem: s.lru.PushFront(m.Room)}
 		s.rooms[m.Room] = r
 	} else {
 		s.lru.MoveToFront(r.elem)
@@ -88,7 +95,7 @@ func (s *MemoryStore) Append(ctx context.Context, m Message) (Message, error) {
 	if len(r.msgs) < s.retention {
 		r.msgs = append(r.msgs, m)
 	} else {
-		r.msgs[(m.Seq-1)%int64(s.retention)] = m
+		r.msgs[(m.Seq-r.base-1)%int64(s.retention)] = m
 	}
 	return m, nil
 }
@@ -98,7 +105,7 @@ func (r *memRoom) first() int64 { return r.last - int64(len(r.msgs)) + 1 }
 
 // at returns the message with seq, which must be within [first, last].
 func (r *memRoom) at(seq int64, retention int) Message {
-	return r.msgs[(seq-1)%int64(retention)]
+	return r.msgs[(seq-r.base-1)%int64(retention)]
 }
 
 // Since implements Store.
@@ -116,9 +123,9 @@ func (s *MemoryStore) Since(ctx context.Context, room string, after int64, limit
 		return nil, nil
 	}
 	from := max(after+1, r.first())
-	to := min(r.last, from+int64(limit)-1)
-	out := make([]Message, 0, to-from+1)
-	for seq := from; seq <= to; seq++ {
+	n := min(r.last-from+1, int64(limit)) // from+limit-1 overflows for a huge limit
+	out := make([]Message, 0, n)
+	for seq := from; seq < from+n; seq++ {
 		out = append(out, r.at(seq, s.retention))
 	}
 	return out, nil

@@ -22,7 +22,7 @@ const (
 // in words fit to show a user. Handlers map it to a 4xx status.
 var ErrInvalid = errors.New("invalid input")
 
-// ErrClosed is returned by a Store or Hub used after Close.
+// ErrClosed is returned by a Store used after Close.
 var ErrClosed = errors.New("closed")
 
 // Message is one chat message. Seq is its position in its room: 1, 2, 3…
