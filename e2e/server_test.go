@@ -54,12 +54,13 @@ func testMain(m *testing.M) int {
 // server is one running hxchat process.
 type server struct {
 	URL string // "http://127.0.0.1:PORT", without a trailing slash
+	PID int
 }
 
 // startServer starts the binary on a free port with a 1 s heartbeat, waits
 // until /healthz answers and stops it (SIGTERM, then wait) in t.Cleanup. Its
 // log is shown when the test fails.
-func startServer(t *testing.T, args ...string) *server {
+func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	stdout := &firstLine{line: make(chan string, 1)}
 	var stderr lockedBuffer
@@ -102,7 +103,7 @@ func startServer(t *testing.T, args ...string) *server {
 	if !ok || err != nil || u.Host == "" {
 		t.Fatalf("first line of output = %q, want \"hxchat serving on http://HOST:PORT/\"", line)
 	}
-	s := &server{URL: strings.TrimSuffix(rest, "/")}
+	s := &server{URL: strings.TrimSuffix(rest, "/"), PID: cmd.Process.Pid}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
