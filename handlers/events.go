@@ -269,6 +269,9 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2.Header.Del("Last-Event-ID")
 	r2.URL.RawQuery = "stream=" + id
 	s.srv.ServeHTTP(dw, r2)
+	// net/http keeps a connection's deadlines across keep-alive requests:
+	// clear ours so the next response on this connection is not cut.
+	dw.clear()
 	close(served)
 }
 
@@ -399,6 +402,13 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 func (d *deadlineWriter) Flush() {
 	d.arm()
 	_ = d.rc.Flush()
+}
+
+// clear removes the write deadline unless the stream was cut.
+func (d *deadlineWriter) clear() {
+	if !d.ended.Load() {
+		_ = d.rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 // end makes pending and future writes fail at once.
