@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 )
 
 // Store keeps the history of every room. Implementations are safe for
@@ -20,4 +21,25 @@ type Store interface {
 	Recent(ctx context.Context, room string, n int) ([]Message, error)
 	// Close releases the store; later calls return ErrClosed.
 	Close() error
+}
+
+// ErrUnavailable marks a store that cannot be reached right now (its server
+// is down). Nothing was stored; the caller may retry later.
+var ErrUnavailable = errors.New("store unavailable")
+
+// Feed is implemented by stores shared by many nodes (Redis). A Hub whose
+// store is a Feed fans out only what the feed delivers, so every node sees
+// the messages of every node, and sees them once.
+type Feed interface {
+	// Watch calls fn with each message appended to room by any node from
+	// now on, in seq order, until stop is called. After a lost connection
+	// it catches up from the store, so nothing stored meanwhile is skipped.
+	// fn must not block. stop may be called more than once.
+	Watch(room string, fn func(Message)) (stop func())
+}
+
+// Pinger is implemented by stores that depend on a server; Ping reports
+// whether it answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
 }
