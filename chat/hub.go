@@ -39,12 +39,27 @@ type HubOptions struct {
 // Hub groups subscribers by room and fans each posted message out to every
 // subscriber of its room. Posting never waits on a subscriber: each has a
 // bounded queue, and one whose queue is full is dropped.
+//
+// When the store is a Feed (shared by many nodes), the hub watches the feed
+// for each room that has local subscribers and fans out what it delivers;
+// Post then leaves fan-out to the feed, so each message reaches each
+// subscriber through one path only.
 type Hub struct {
 	store Store
+	feed  Feed // nil for a single-node store
 	opts  HubOptions
 
 	mu    sync.RWMutex
 	rooms map[string]map[*Subscription]struct{}
+
+	wmu     sync.Mutex // guards watches; never held with mu
+	watches map[string]*watch
+}
+
+// watch is a feed subscription shared by a room's local subscribers.
+type watch struct {
+	refs int
+	stop func()
 }
 
 // NewHub returns a Hub storing messages in store.
@@ -58,7 +73,12 @@ func NewHub(store Store, opts HubOptions) *Hub {
 	if opts.Render == nil {
 		opts.Render = func(m Message) ([]byte, error) { return []byte(m.Text), nil }
 	}
-	return &Hub{store: store, opts: opts, rooms: make(map[string]map[*Subscription]struct{})}
+	h := &Hub{store: store, opts: opts, rooms: make(map[string]map[*Subscription]struct{})}
+	if f, ok := store.(Feed); ok {
+		h.feed = f
+		h.watches = make(map[string]*watch)
+	}
+	return h
 }
 
 // Store returns the hub's store.
@@ -83,7 +103,9 @@ func (h *Hub) Post(ctx context.Context, room, author, text string) (Message, err
 	if err != nil {
 		return Message{}, fmt.Errorf("post to %q: %w", room, err)
 	}
-	h.Publish(m)
+	if h.feed == nil {
+		h.Publish(m)
+	}
 	return m, nil
 }
 
@@ -145,7 +167,41 @@ func (h *Hub) Subscribe(room string) *Subscription {
 	}
 	subs[s] = struct{}{}
 	h.mu.Unlock()
+	h.watch(room)
 	return s
+}
+
+// watch takes a reference on room's feed subscription, starting it for the
+// room's first local subscriber.
+func (h *Hub) watch(room string) {
+	if h.feed == nil {
+		return
+	}
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
+	w := h.watches[room]
+	if w == nil {
+		w = &watch{stop: h.feed.Watch(room, h.Publish)}
+		h.watches[room] = w
+	}
+	w.refs++
+}
+
+// unwatch drops a reference, stopping the feed subscription with the last.
+func (h *Hub) unwatch(room string) {
+	if h.feed == nil {
+		return
+	}
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
+	w := h.watches[room]
+	if w == nil {
+		return
+	}
+	if w.refs--; w.refs == 0 {
+		delete(h.watches, room)
+		w.stop()
+	}
 }
 
 // Subscribers returns the number of subscribers of room.
@@ -157,15 +213,16 @@ func (h *Hub) Subscribers(room string) int {
 
 func (h *Hub) remove(s *Subscription) bool {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	subs := h.rooms[s.room]
 	if _, ok := subs[s]; !ok {
+		h.mu.Unlock()
 		return false
 	}
 	delete(subs, s)
 	if len(subs) == 0 {
 		delete(h.rooms, s.room)
 	}
+	h.mu.Unlock()
 	return true
 }
 
@@ -197,12 +254,19 @@ func (s *Subscription) drop() bool {
 		return false
 	}
 	s.once.Do(func() { close(s.dropped) })
+	// drop runs inside Publish, which may be the feed's delivery goroutine:
+	// stopping the feed from here could wait on ourselves.
+	go s.hub.unwatch(s.room)
 	return true
 }
 
 // Close removes the subscriber from its room. It is safe to call more than
 // once and after a drop.
-func (s *Subscription) Close() { s.hub.remove(s) }
+func (s *Subscription) Close() {
+	if s.hub.remove(s) {
+		s.hub.unwatch(s.room)
+	}
+}
 
 // Since reads the store; see Store.Since.
 func (h *Hub) Since(ctx context.Context, room string, after int64, limit int) ([]Message, error) {
