@@ -13,7 +13,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, chat.ErrInvalid):
 		return http.StatusBadRequest
-	case errors.Is(err, chat.ErrClosed):
+	case errors.Is(err, chat.ErrClosed), errors.Is(err, chat.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
@@ -34,3 +34,6 @@ func publicReason(err error) string {
 		return "Something went wrong on our side; your message was not sent."
 	}
 }
+
+// retryAfterSeconds is what a 503 tells clients to wait before retrying.
+const retryAfterSeconds = "2"

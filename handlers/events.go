@@ -32,6 +32,7 @@ import (
 	"github.com/r3labs/sse/v2"
 
 	"github.com/hxchat/hxchat/chat"
+	"github.com/hxchat/hxchat/views"
 )
 
 // Subscriber is what the SSE endpoint uses of the hub.
@@ -53,6 +54,9 @@ type StreamConfig struct {
 	WriteTimeout time.Duration
 	// ReplayBatch is how many stored messages are read per store call.
 	ReplayBatch int
+	// Snapshot is how many recent messages a log snapshot holds (sent to a
+	// client whose cursor is beyond the room's newest message).
+	Snapshot int
 }
 
 // Streams serves the SSE endpoint of every room and ends all open streams on
@@ -95,6 +99,9 @@ func NewStreams(logger *slog.Logger, hub Subscriber, m *Metrics, cfg StreamConfi
 	}
 	if cfg.ReplayBatch <= 0 {
 		cfg.ReplayBatch = 256
+	}
+	if cfg.Snapshot <= 0 {
+		cfg.Snapshot = 50
 	}
 	s := &Streams{logger: logger, hub: hub, metrics: m, cfg: cfg, srv: srv, ctx: ctx, cancel: cancel}
 	// An event published before r3labs registered the connection's
@@ -200,11 +207,15 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		head = latest[0].Seq
 	}
 	cursor, ok := cursorOf(r)
+	snapshot := false
 	switch {
 	case !ok:
 		cursor = head // no cursor: live from now on
 	case cursor > head:
-		cursor = 0 // the store was reset: a fresh snapshot of what it holds
+		// The store was reset (or the client is from another deployment):
+		// what the client shows is gone, so replace its log wholesale.
+		snapshot = true
+		cursor = head
 	}
 
 	id := strconv.FormatUint(s.nextID.Add(1), 10)
@@ -260,7 +271,7 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		dw.end()
 	}()
 
-	p := &pump{s: s, ctx: ctx, id: id, room: room, last: cursor}
+	p := &pump{s: s, ctx: ctx, id: id, room: room, last: cursor, snapshot: snapshot}
 	go p.run(ready, sub, cancel)
 
 	// r3labs writes until its subscriber is deregistered, which happens
@@ -281,11 +292,12 @@ const endGrace = 200 * time.Millisecond
 
 // pump feeds one connection's sse.Stream: replay, then live, in seq order.
 type pump struct {
-	s    *Streams
-	ctx  context.Context
-	id   string
-	room string
-	last int64 // newest seq sent
+	s        *Streams
+	ctx      context.Context
+	id       string
+	room     string
+	last     int64 // newest seq sent
+	snapshot bool  // start with a snapshot of the log
 }
 
 func (p *pump) run(ready <-chan struct{}, sub *chat.Subscription, cancel context.CancelFunc) {
@@ -294,6 +306,12 @@ func (p *pump) run(ready <-chan struct{}, sub *chat.Subscription, cancel context
 	case <-ready:
 	case <-p.ctx.Done():
 		return
+	}
+	if p.snapshot {
+		if err := p.sendSnapshot(); err != nil {
+			p.fail(err)
+			return
+		}
 	}
 	if err := p.replay(0); err != nil {
 		p.fail(err)
@@ -337,6 +355,15 @@ func (p *pump) replay(upto int64) error {
 			if upto > 0 && m.Seq > upto {
 				return nil
 			}
+			if m.Seq > p.last+1 {
+				// Seqs have no gaps, so a jump means retention trimmed
+				// what the client missed: say so where it happened.
+				html, err := views.Render(views.TrimmedNotice(m.Seq - 1))
+				if err != nil {
+					return err
+				}
+				p.send(m.Seq-1, html)
+			}
 			html, err := p.s.hub.Render(m)
 			if err != nil {
 				return err
@@ -348,6 +375,25 @@ func (p *pump) replay(upto int64) error {
 			return nil
 		}
 	}
+	return nil
+}
+
+// sendSnapshot replaces the client's log with the room's recent messages,
+// in one event whose id is the newest of them.
+func (p *pump) sendSnapshot() error {
+	msgs, err := p.s.hub.Recent(p.ctx, p.room, p.s.cfg.Snapshot)
+	if err != nil {
+		return err
+	}
+	html, err := views.Render(views.LogSnapshot(msgs))
+	if err != nil {
+		return err
+	}
+	last := p.last
+	if len(msgs) > 0 {
+		last = max(last, msgs[len(msgs)-1].Seq)
+	}
+	p.send(last, html)
 	return nil
 }
 

@@ -306,8 +306,15 @@ func TestEventsCursorBeyondNewest(t *testing.T) {
 			}
 			rd := openOK(t, ts, "/chat/lobby/events?"+tt.query, hdr)
 			postHTTP(t, ts, "lobby", "after connect")
-			if got, want := ids(rd.messagesUntil(t, "4")), []string{"1", "2", "3", "4"}; !slices.Equal(got, want) {
-				t.Errorf("ids %q, want %q", got, want)
+			evs := rd.messagesUntil(t, "4")
+			if got, want := ids(evs), []string{"3", "4"}; !slices.Equal(got, want) {
+				t.Fatalf("ids %q, want %q: a snapshot up to 3, then live", got, want)
+			}
+			snap := strings.Join(evs[0].Data, "\n")
+			for _, want := range []string{`<hx-partial hx-target="#log" hx-swap="innerHTML">`, `id="msg-0-reset"`, `id="msg-1"`, `id="msg-2"`, `id="msg-3"`, "</hx-partial>"} {
+				if !strings.Contains(snap, want) {
+					t.Errorf("snapshot lacks %s:\n%s", want, snap)
+				}
 			}
 		})
 	}
@@ -519,5 +526,29 @@ func TestNormalizeNewlines(t *testing.T) {
 				t.Errorf("normalizeNewlines(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+// A cursor older than the retained history gets a notice where the gap is,
+// then everything retained, each once.
+func TestEventsTrimmedNotice(t *testing.T) {
+	e := newEnv(t, func(o *envOptions) { o.retention = 5 })
+	for i := range 12 {
+		e.post(t, "lobby", fmt.Sprintf("message %d", i+1))
+	}
+	ts := e.serve(t)
+	rd := openOK(t, ts, "/chat/lobby/events?after=2", nil)
+	evs := rd.messagesUntil(t, "12")
+	if got, want := ids(evs), []string{"7", "8", "9", "10", "11", "12"}; !slices.Equal(got, want) {
+		t.Fatalf("ids %q, want %q: a notice at 7 (before msg-8), then 8..12", got, want)
+	}
+	notice := strings.Join(evs[0].Data, "\n")
+	if !strings.Contains(notice, `id="msg-7-trimmed"`) || !strings.Contains(notice, "no longer kept") {
+		t.Fatalf("first event is not the trimmed notice: %s", notice)
+	}
+	// A cursor inside the retained history gets no notice.
+	rd2 := openOK(t, ts, "/chat/lobby/events?after=9", nil)
+	if got, want := ids(rd2.messagesUntil(t, "12")), []string{"10", "11", "12"}; !slices.Equal(got, want) {
+		t.Fatalf("ids %q, want %q", got, want)
 	}
 }

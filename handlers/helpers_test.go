@@ -40,6 +40,10 @@ type envOptions struct {
 	retention int
 	// subscriber, if set, wraps the hub as the streams see it.
 	subscriber func(*chat.Hub) Subscriber
+	// store, if set, wraps the memory store the hub uses.
+	store func(*chat.MemoryStore) chat.Store
+	// health is pinged by /healthz.
+	health Pinger
 }
 
 // newEnv wires the HTTP layer as cmd/hxchat does. opts adjust the defaults
@@ -59,7 +63,11 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *testEnv {
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
 	store := chat.NewMemoryStore(o.retention)
-	hub := chat.NewHub(store, chat.HubOptions{Render: views.RenderMessage})
+	var hubStore chat.Store = store
+	if o.store != nil {
+		hubStore = o.store(store)
+	}
+	hub := chat.NewHub(hubStore, chat.HubOptions{Render: views.RenderMessage})
 	var sub Subscriber = hub
 	if o.subscriber != nil {
 		sub = o.subscriber(hub)
@@ -72,6 +80,7 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *testEnv {
 		Metrics:  metrics,
 		Gatherer: reg,
 		Config:   o.config,
+		Health:   o.health,
 	})
 	t.Cleanup(func() {
 		streams.Shutdown()

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 	"github.com/go-chi/chi/v5"
@@ -92,10 +93,28 @@ func renderError(w http.ResponseWriter, r *http.Request, status int, title, deta
 	render(w, r, status, views.ErrorPage(title, detail))
 }
 
-func handleHealth() http.HandlerFunc {
+// Pinger reports whether a server the chat depends on answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// handleHealth answers 200 "ok" while serving, and 503 when the store's
+// server (Redis) does not answer within a second. pinger may be nil.
+func handleHealth(logger *slog.Logger, pinger Pinger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
+		if pinger != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+			defer cancel()
+			if err := pinger.Ping(ctx); err != nil {
+				logger.LogAttrs(r.Context(), slog.LevelWarn, "health: store unavailable", slog.Any("err", err))
+				w.Header().Set("Retry-After", retryAfterSeconds)
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("unavailable: the store does not answer\n"))
+				return
+			}
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	}
 }

@@ -39,6 +39,9 @@ func handlePost(logger *slog.Logger, hub Hub, m *Metrics, cfg Config) http.Handl
 			return
 		}
 		fail := func(status int, reason, text string) {
+			if status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", retryAfterSeconds)
+			}
 			form := views.FormState{Text: strings.ToValidUTF8(text, "\uFFFD"), Problem: reason}
 			if htmx {
 				render(w, r, status, views.MessageForm(room, form))

@@ -29,6 +29,8 @@ type Deps struct {
 	Metrics  *Metrics
 	Gatherer prometheus.Gatherer
 	Config   Config
+	// Health, if set, is pinged by /healthz (the Redis store).
+	Health Pinger
 }
 
 // NewServer returns the handler serving every hxchat URL.
@@ -56,7 +58,7 @@ func addRoutes(r chi.Router, d Deps) {
 	r.Method(http.MethodGet, "/chat/{room}/events", d.Streams) // no timeout middleware: it streams
 	r.Get("/static/*", handleStatic())
 	r.Get("/favicon.ico", handleFavicon())
-	r.Get("/healthz", handleHealth())
+	r.Get("/healthz", handleHealth(d.Logger, d.Health))
 	r.Get("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		renderError(w, r, http.StatusNotFound, "Not found", "There is no page at this address.")
