@@ -1,0 +1,476 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/hxchat/hxchat/chat"
+)
+
+// The fan-out, in one picture:
+//
+//	Watch/stop ─▶ rooms, dirty ─wake─▶ run: SUBSCRIBE/UNSUBSCRIBE, pings,
+//	                                        replaces a dead session
+//	session: one go-redis PubSub ─▶ receive: per room, deliver seq last+1
+//	                                 live, fill anything else from the stream
+//
+// Every message goes through the receive goroutine of the current session,
+// and a session's receiver ends before the next one starts, so a room's
+// watchers are called from one goroutine at a time, in seq order.
+//
+// A room's delivery point is last, the newest seq its watchers were given.
+// Whenever Redis confirms a SUBSCRIBE to a room's channel (the first one,
+// and again each time go-redis reconnects and resubscribes, or a new
+// session starts), everything published from then on reaches the session;
+// what was stored before is read from the stream after last, before the
+// next live message is looked at. A live message that is not last+1 is a
+// duplicate (dropped) or shows a gap (filled from the stream).
+
+// fillBatch is how many stream entries one catch-up read asks for.
+const fillBatch = 512
+
+// retryDelay is how soon a failed catch-up is tried again.
+const retryDelay = 200 * time.Millisecond
+
+// watcher is one Watch call.
+type watcher struct {
+	fn      func(chat.Message)
+	stopped atomic.Bool
+}
+
+// room is a watched room. watchers is guarded by Store.mu and replaced, never
+// changed in place, so a copy taken under the lock can be called without it.
+// last and known belong to the receive goroutine once the room is in
+// Store.rooms.
+type room struct {
+	name     string
+	channel  string
+	watchers []*watcher
+	last     int64 // newest seq delivered (or the baseline Watch read)
+	known    bool  // last is known; false when Watch could not read it
+}
+
+// Watch implements chat.Feed. fn is called with each message stored in room
+// from now on, by any node, in seq order and never concurrently for one room;
+// after a lost connection the missed messages are read from the stream
+// before live delivery resumes. "Now" is the room's newest seq, which the
+// first watcher of a room reads from Redis (bounded by the timeouts in
+// Options) so that a reader who calls Watch and then Since misses nothing;
+// do not call Watch while holding a lock that fn takes. fn must not block:
+// all rooms share one receive goroutine. stop may be called more than once,
+// also from fn; once it returns, fn is not called again, but for at most one
+// call already under way. A closed store never calls fn.
+func (s *Store) Watch(name string, fn func(chat.Message)) (stop func()) {
+	w := &watcher{fn: fn}
+	if s.closed.Load() {
+		return func() {}
+	}
+	s.mu.Lock()
+	r := s.rooms[name]
+	if r != nil {
+		r.watchers = append(slices.Clip(r.watchers), w)
+	}
+	s.mu.Unlock()
+	if r == nil {
+		// The first watcher: read where the room is now, outside the lock.
+		last, err := s.lastSeq(s.ctx, name)
+		s.mu.Lock()
+		if s.closed.Load() {
+			s.mu.Unlock()
+			return func() {}
+		}
+		if r = s.rooms[name]; r != nil {
+			// Another first watcher came first; its baseline is as good.
+			r.watchers = append(slices.Clip(r.watchers), w)
+		} else {
+			r = &room{name: name, channel: s.keys(name).live, watchers: []*watcher{w}, last: last, known: err == nil}
+			s.rooms[name] = r
+			s.dirty[name] = struct{}{}
+		}
+		s.mu.Unlock()
+		if err != nil && s.ctx.Err() == nil {
+			s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis watch: cannot read the room's newest seq; delivering from the first message seen",
+				slog.String("room", name), slog.Any("err", err))
+		}
+		s.kick()
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.stopped.Store(true)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.rooms[name] != r {
+				return // the store was closed
+			}
+			r.watchers = slices.DeleteFunc(slices.Clone(r.watchers), func(x *watcher) bool { return x == w })
+			if len(r.watchers) == 0 {
+				delete(s.rooms, name)
+				s.dirty[name] = struct{}{}
+				s.kick()
+			}
+		})
+	}
+}
+
+// lastSeq reads the newest seq of room (0 for a room without messages).
+func (s *Store) lastSeq(ctx context.Context, name string) (int64, error) {
+	n, err := s.client.Get(ctx, s.keys(name).seq).Int64()
+	if err == goredis.Nil {
+		return 0, nil
+	}
+	return n, err
+}
+
+// kick asks run to reconcile the subscriptions; it never blocks.
+func (s *Store) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// session is one go-redis PubSub and its receive goroutine. go-redis
+// reconnects and resubscribes a PubSub by itself after an error; run
+// replaces the whole session only when it stops answering pings.
+type session struct {
+	ps         *goredis.PubSub
+	subscribed map[string]*room // as run last asked for; run's own
+	pingAt     time.Time        // when run sent the last ping; run's own
+	heard      atomic.Int64     // unix ns of the receiver's last sign of life
+	busy       atomic.Bool      // the receiver is handling a reply, not reading
+	quit       chan struct{}    // closed to end the receiver
+	done       chan struct{}    // closed when the receiver has ended
+}
+
+// run owns the sessions: it starts one when the first room is watched,
+// keeps its subscriptions in line with the watched rooms, pings it, and
+// replaces it when it stops answering. It ends at Close.
+func (s *Store) run() {
+	defer s.wg.Done()
+	var sess *session
+	health := time.NewTicker(s.opts.HealthInterval)
+	defer health.Stop()
+	retry := time.NewTimer(retryDelay)
+	retry.Stop()
+	for {
+		select {
+		case <-s.done:
+			if sess != nil {
+				s.end(sess)
+			}
+			return
+		case <-s.wake:
+		case <-s.retry:
+			retry.Reset(retryDelay)
+			continue
+		case <-retry.C:
+			// A Pong wakes the receiver, which then retries its catch-ups.
+			if sess != nil {
+				s.ping(sess)
+			}
+			continue
+		case <-health.C:
+			if sess == nil {
+				continue
+			}
+			if sess.busy.Load() {
+				// A long catch-up is not a dead connection; the reply to
+				// the last ping waits in the socket.
+				continue
+			}
+			if !sess.pingAt.IsZero() && sess.heard.Load() < sess.pingAt.UnixNano() {
+				s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out connection does not answer; replacing it",
+					slog.Duration("silent_for", time.Since(sess.pingAt)))
+				s.end(sess)
+				sess = nil // reconcile starts a new one if rooms are watched
+			} else {
+				sess.pingAt = time.Now()
+				s.ping(sess)
+				continue
+			}
+		}
+		sess = s.reconcile(sess)
+	}
+}
+
+func (s *Store) ping(sess *session) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.DialTimeout+s.opts.WriteTimeout)
+	defer cancel()
+	_ = sess.ps.Ping(ctx) // a failure shows as silence, or as an error to the receiver
+}
+
+// end stops a session and waits for its receiver.
+func (s *Store) end(sess *session) {
+	close(sess.quit)
+	_ = sess.ps.Close() // unblocks the receiver's read
+	<-sess.done
+}
+
+// reconcile subscribes the session to the watched rooms that changed (a new
+// session: all of them) and unsubscribes it from rooms no longer watched.
+// It returns the session, started if rooms are watched and none was.
+func (s *Store) reconcile(sess *session) *session {
+	s.mu.Lock()
+	names := s.dirty
+	if sess == nil {
+		if len(s.rooms) == 0 {
+			clear(s.dirty)
+			s.mu.Unlock()
+			return nil
+		}
+		names = make(map[string]struct{}, len(s.rooms))
+		for name := range s.rooms {
+			names[name] = struct{}{}
+		}
+	}
+	want := make(map[string]*room, len(names))
+	for name := range names {
+		want[name] = s.rooms[name] // nil: no longer watched
+	}
+	clear(s.dirty)
+	s.mu.Unlock()
+
+	start := sess == nil
+	if start {
+		sess = &session{
+			ps:         s.client.Subscribe(s.ctx), // connects on first use
+			subscribed: make(map[string]*room),
+			quit:       make(chan struct{}),
+			done:       make(chan struct{}),
+		}
+		sess.heard.Store(time.Now().UnixNano())
+	}
+	var sub, unsub []string
+	for name, r := range want {
+		old := sess.subscribed[name]
+		switch {
+		case r != nil && old != r:
+			// Also for a room watched again before its UNSUBSCRIBE went
+			// out: the confirmation makes the receiver catch the new room
+			// up from its own baseline.
+			sub = append(sub, r.channel)
+			sess.subscribed[name] = r
+		case r == nil && old != nil:
+			unsub = append(unsub, old.channel)
+			delete(sess.subscribed, name)
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.DialTimeout+s.opts.WriteTimeout)
+	defer cancel()
+	// Errors are left to the receiver: go-redis remembers the channels of a
+	// failed SUBSCRIBE and subscribes them when it reconnects.
+	if len(sub) > 0 {
+		_ = sess.ps.Subscribe(ctx, sub...)
+	}
+	if len(unsub) > 0 {
+		_ = sess.ps.Unsubscribe(ctx, unsub...)
+	}
+	if start {
+		go s.receive(sess)
+	}
+	return sess
+}
+
+// receive reads the session's PubSub until the session ends. It is the
+// only goroutine that calls watchers while the session lasts.
+func (s *Store) receive(sess *session) {
+	defer close(sess.done)
+	behind := make(map[*room]struct{}) // rooms whose catch-up failed
+	var wait time.Duration
+	for {
+		v, err := sess.ps.Receive(s.ctx)
+		if err != nil {
+			// go-redis has already dropped the connection, and redials on
+			// the next Receive; back off while Redis is away.
+			wait = min(max(2*wait, 20*time.Millisecond), time.Second)
+			t := time.NewTimer(wait)
+			select {
+			case <-sess.quit:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		wait = 0
+		sess.busy.Store(true)
+		sess.heard.Store(time.Now().UnixNano())
+		switch v := v.(type) {
+		case *goredis.Subscription:
+			if v.Kind == "subscribe" {
+				if r := s.watched(v.Channel); r != nil {
+					s.catchUp(r, behind)
+				}
+			}
+		case *goredis.Message:
+			s.live(v, behind)
+		case *goredis.Pong:
+			for r := range behind {
+				if s.watched(r.channel) != r {
+					delete(behind, r)
+					continue
+				}
+				s.catchUp(r, behind)
+			}
+		}
+		sess.heard.Store(time.Now().UnixNano())
+		sess.busy.Store(false)
+	}
+}
+
+// watched returns the watched room whose channel is ch, or nil.
+func (s *Store) watched(ch string) *room {
+	name, ok := s.roomOf(ch)
+	if !ok {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[name]
+}
+
+// liveMessage is what appendScript publishes.
+type liveMessage struct {
+	Seq    int64  `json:"seq"`
+	Author string `json:"author"`
+	Text   string `json:"text"`
+	Time   string `json:"time"`
+}
+
+// live handles a message from the channel.
+func (s *Store) live(msg *goredis.Message, behind map[*room]struct{}) {
+	r := s.watched(msg.Channel)
+	if r == nil {
+		return // an UNSUBSCRIBE is on its way
+	}
+	m, err := decodeLive(r.name, msg.Payload)
+	if err != nil {
+		s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: bad message; reading the stream instead",
+			slog.String("room", r.name), slog.Any("err", err))
+		s.catchUp(r, behind)
+		return
+	}
+	if !r.known {
+		r.last, r.known = m.Seq-1, true
+	}
+	if m.Seq <= r.last {
+		return // already delivered by a catch-up
+	}
+	if _, late := behind[r]; !late && m.Seq == r.last+1 {
+		s.deliver(r, m)
+		return
+	}
+	s.catchUp(r, behind) // a gap: the stream has the missing ones and m
+}
+
+func decodeLive(name, payload string) (chat.Message, error) {
+	var lm liveMessage
+	if err := json.Unmarshal([]byte(payload), &lm); err != nil {
+		return chat.Message{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, lm.Time)
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("seq %d: bad time: %w", lm.Seq, err)
+	}
+	if lm.Seq <= 0 {
+		return chat.Message{}, fmt.Errorf("bad seq %d", lm.Seq)
+	}
+	return chat.Message{Room: name, Seq: lm.Seq, Author: lm.Author, Text: lm.Text, Time: t}, nil
+}
+
+// catchUp delivers what the stream holds after r.last. When Redis cannot be
+// read, the room waits in behind: live messages are not delivered past the
+// hole, and run wakes the receiver to try again.
+func (s *Store) catchUp(r *room, behind map[*room]struct{}) {
+	if err := s.fill(r); err != nil {
+		if s.ctx.Err() == nil {
+			s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: catch-up failed; will retry",
+				slog.String("room", r.name), slog.Int64("after", r.last), slog.Any("err", err))
+		}
+		behind[r] = struct{}{}
+		select {
+		case s.retry <- struct{}{}:
+		default:
+		}
+		return
+	}
+	delete(behind, r)
+}
+
+func (s *Store) fill(r *room) error {
+	if !r.known {
+		last, err := s.lastSeq(s.ctx, r.name)
+		if err != nil {
+			return err
+		}
+		r.last, r.known = last, true
+		return nil
+	}
+	log := s.keys(r.name).log
+	for {
+		xs, err := s.client.XRangeN(s.ctx, log, entryID(r.last+1), "+", fillBatch).Result()
+		if err != nil {
+			return err
+		}
+		for _, x := range xs {
+			m, err := decodeEntry(r.name, x)
+			if err != nil {
+				// Nothing will make it readable: skip it rather than stall.
+				s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: skipping a bad stream entry",
+					slog.String("room", r.name), slog.String("id", x.ID), slog.Any("err", err))
+				seqText, _, _ := strings.Cut(x.ID, "-")
+				if seq, perr := strconv.ParseInt(seqText, 10, 64); perr == nil && seq > r.last {
+					r.last = seq
+				}
+				continue
+			}
+			s.deliver(r, m)
+		}
+		if len(xs) == fillBatch {
+			continue
+		}
+		if len(xs) > 0 {
+			return nil
+		}
+		// Nothing after last. A counter below last means Redis lost its
+		// data (a restart without persistence, a flush): the room counts
+		// from 1 again, and what is stored now is news to the watchers.
+		cur, err := s.lastSeq(s.ctx, r.name)
+		if err != nil {
+			return err
+		}
+		if cur >= r.last {
+			return nil
+		}
+		s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: room's seq went back; Redis lost data",
+			slog.String("room", r.name), slog.Int64("was", r.last), slog.Int64("now", cur))
+		r.last = 0
+	}
+}
+
+// deliver calls r's watchers with m unless it is not newer than r.last.
+func (s *Store) deliver(r *room, m chat.Message) {
+	if m.Seq <= r.last {
+		return
+	}
+	r.last = m.Seq
+	s.mu.Lock()
+	ws := r.watchers
+	s.mu.Unlock()
+	for _, w := range ws {
+		if !w.stopped.Load() {
+			w.fn(m)
+		}
+	}
+}

@@ -1,0 +1,404 @@
+// Package redis keeps hxchat's history on a Redis server (5.0 or later) and
+// fans new messages out across nodes through it, so N hxchat nodes behind a
+// load balancer share one Redis and every node sees every message once.
+//
+// Layout of a room named NAME, with the default key prefix "hxchat:"
+// (Options.KeyPrefix) and database N:
+//
+//	hxchat:room:{NAME}:seq       string: the room's newest seq
+//	hxchat:room:{NAME}:log       stream: one entry per message, id "SEQ-0",
+//	                             fields author, text, time (RFC 3339, ns)
+//	hxchat:dbN:room:{NAME}:live  Pub/Sub channel: JSON {seq, author, text,
+//	                             time} per message, in seq order
+//
+// The room name is a hash tag, so a Redis Cluster would keep a room's keys in
+// one slot (Open itself connects to a single server). Channels carry the
+// database number because Pub/Sub ignores databases. Redis must not evict
+// these keys (maxmemory-policy noeviction).
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/hxchat/hxchat/chat"
+)
+
+// Defaults for Options.
+const (
+	DefaultRetention      = 10_000
+	DefaultKeyPrefix      = "hxchat:"
+	DefaultDialTimeout    = time.Second
+	DefaultReadTimeout    = time.Second
+	DefaultWriteTimeout   = time.Second
+	DefaultHealthInterval = 3 * time.Second
+)
+
+// Options configures a Store. Zero values select the defaults.
+type Options struct {
+	// Retention is how many messages per room the stream keeps
+	// (DefaultRetention); older ones are trimmed by every append.
+	Retention int
+	// KeyPrefix starts every key and channel name (DefaultKeyPrefix), so
+	// several deployments can share one Redis.
+	KeyPrefix string
+	// DialTimeout bounds connecting to Redis, ReadTimeout and WriteTimeout
+	// each socket read and write of a command. They are what makes a call
+	// fail fast (with chat.ErrUnavailable) when Redis is dead instead of
+	// hanging; a context deadline, when shorter, wins.
+	DialTimeout  time.Duration
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// PoolSize caps the command connections (go-redis's default, 10 per CPU).
+	PoolSize int
+	// HealthInterval is how often the fan-out connection is pinged; one that
+	// has not answered by the next ping is replaced
+	// (DefaultHealthInterval).
+	HealthInterval time.Duration
+	// Logger receives the fan-out's warnings (slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = DefaultKeyPrefix
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultReadTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.HealthInterval <= 0 {
+		o.HealthInterval = DefaultHealthInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Store is a chat.Store on Redis, and the chat.Feed that carries every
+// node's new messages to every other node. It is safe for concurrent use.
+type Store struct {
+	client  *goredis.Client
+	opts    Options
+	chanPre string // channel name up to the room name
+
+	closed atomic.Bool
+	ctx    context.Context // ends at Close; bounds background calls
+	cancel context.CancelFunc
+	done   chan struct{} // closed by Close
+	wg     sync.WaitGroup
+
+	// The fan-out: see feed.go.
+	mu    sync.Mutex
+	rooms map[string]*room    // watched rooms by name
+	dirty map[string]struct{} // rooms whose subscription may need a change
+	wake  chan struct{}       // tells run to reconcile subscriptions
+	retry chan struct{}       // asks run to wake the receiver soon
+}
+
+var (
+	_ chat.Store  = (*Store)(nil)
+	_ chat.Feed   = (*Store)(nil)
+	_ chat.Pinger = (*Store)(nil)
+)
+
+// Open connects to the Redis at rawURL (redis://[user:password@]host:port/db,
+// rediss:// for TLS, or unix://) and pings it. An unreachable server gives an
+// error wrapping chat.ErrUnavailable; the caller must Close the Store.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	opts.setDefaults()
+	where := redact(rawURL)
+	o, err := goredis.ParseURL(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL, password included
+		}
+		return nil, fmt.Errorf("open redis %s: %w", where, err)
+	}
+	o.DialTimeout = opts.DialTimeout
+	o.ReadTimeout = opts.ReadTimeout
+	o.WriteTimeout = opts.WriteTimeout
+	o.ContextTimeoutEnabled = true
+	if opts.PoolSize > 0 {
+		o.PoolSize = opts.PoolSize
+	}
+	// One dial attempt per call: a dead server must fail a POST within
+	// DialTimeout, not after go-redis's five attempts.
+	o.DialerRetries = 1
+	// No command is retried: a retried EVALSHA whose reply was lost would
+	// store the message twice. Dead pooled connections are dropped by the
+	// pool's check before use, so a restarted server needs no retry.
+	o.MaxRetries = -1
+	// RESP2, whatever the URL says: the fan-out relies on plain Pub/Sub
+	// replies (subscribe confirmations in line with the messages), and it
+	// needs no handshake command Redis 5 or 6 lacks.
+	o.Protocol = 2
+	o.DisableIdentity = true
+
+	client := goredis.NewClient(o)
+	if err := client.Ping(ctx).Err(); err != nil {
+		_ = client.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("open redis %s: %w", where, ctx.Err())
+		}
+		if isPermanent(err) {
+			return nil, fmt.Errorf("open redis %s: %w", where, err)
+		}
+		return nil, fmt.Errorf("open redis %s: %w: %w", where, chat.ErrUnavailable, err)
+	}
+	s := &Store{
+		client:  client,
+		opts:    opts,
+		chanPre: opts.KeyPrefix + "db" + strconv.Itoa(o.DB) + ":room:{",
+		done:    make(chan struct{}),
+		rooms:   make(map[string]*room),
+		dirty:   make(map[string]struct{}),
+		wake:    make(chan struct{}, 1),
+		retry:   make(chan struct{}, 1),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.run()
+	return s, nil
+}
+
+// redact returns rawURL without its password, for error messages.
+func redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// roomKeys are the names of one room's keys and channel.
+type roomKeys struct{ seq, log, live string }
+
+func (s *Store) keys(room string) roomKeys {
+	base := s.opts.KeyPrefix + "room:{" + room + "}:"
+	return roomKeys{seq: base + "seq", log: base + "log", live: s.chanPre + room + "}:live"}
+}
+
+// roomOf returns the room whose channel is ch.
+func (s *Store) roomOf(ch string) (string, bool) {
+	name, ok := strings.CutPrefix(ch, s.chanPre)
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(name, "}:live")
+}
+
+// appendScript stores one message atomically: it takes the next seq, adds
+// the stream entry "SEQ-0" trimmed to the retention, moves the counter and
+// publishes the message, so the channel carries a room's messages in seq
+// order and no message is published that is not stored.
+//
+// The entry is added before the counter moves: XADD is the step that can
+// fail (wrong type, an id not above the stream's top), and a script that
+// fails half way keeps its earlier writes. A counter that is missing while
+// the stream is not (deleted or evicted) resumes after the stream's top
+// instead of failing every append from then on.
+//
+// KEYS: seq counter, stream. ARGV: retention, channel, author, text, time.
+var appendScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  cur = tonumber(cur)
+else
+  cur = 0
+  local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  if top[1] then cur = tonumber(string.match(top[1][1], '^%d+')) end
+end
+local seq = cur + 1
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], string.format('%d-0', seq),
+  'author', ARGV[3], 'text', ARGV[4], 'time', ARGV[5])
+redis.call('SET', KEYS[1], string.format('%d', seq))
+redis.call('PUBLISH', ARGV[2], cjson.encode({seq = seq, author = ARGV[3], text = ARGV[4], time = ARGV[5]}))
+return seq
+`)
+
+// Append implements chat.Store. The message is stored, trimmed and
+// published in one atomic step; an error means it may not be stored (it
+// never means it was stored twice), and one wrapping chat.ErrUnavailable
+// means Redis could not be reached.
+func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error) {
+	what := fmt.Sprintf("append to %q", m.Room)
+	if err := s.check(ctx, what); err != nil {
+		return chat.Message{}, err
+	}
+	k := s.keys(m.Room)
+	seq, err := appendScript.Run(ctx, s.client, []string{k.seq, k.log},
+		s.opts.Retention, k.live, m.Author, m.Text, m.Time.Format(time.RFC3339Nano)).Int64()
+	if err != nil {
+		return chat.Message{}, s.fail(ctx, what, err)
+	}
+	m.Seq = seq
+	return m, nil
+}
+
+// Since implements chat.Store.
+func (s *Store) Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error) {
+	what := fmt.Sprintf("since in %q", room)
+	if err := s.check(ctx, what); err != nil {
+		return nil, err
+	}
+	if limit <= 0 || after == math.MaxInt64 {
+		return nil, nil
+	}
+	xs, err := s.client.XRangeN(ctx, s.keys(room).log, entryID(max(after, 0)+1), "+", int64(limit)).Result()
+	if err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	return decodeEntries(room, xs, false)
+}
+
+// Recent implements chat.Store.
+func (s *Store) Recent(ctx context.Context, room string, n int) ([]chat.Message, error) {
+	what := fmt.Sprintf("recent in %q", room)
+	if err := s.check(ctx, what); err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	xs, err := s.client.XRevRangeN(ctx, s.keys(room).log, "+", "-", int64(n)).Result()
+	if err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	return decodeEntries(room, xs, true)
+}
+
+// Ping implements chat.Pinger: it reports whether Redis answers, with an
+// error wrapping chat.ErrUnavailable when it does not.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.check(ctx, "ping redis"); err != nil {
+		return err
+	}
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return s.fail(ctx, "ping redis", err)
+	}
+	return nil
+}
+
+// Close stops the fan-out (no watcher is called once Close returns) and
+// closes the connections. Later calls return chat.ErrClosed; a second Close
+// returns nil.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.cancel()
+	close(s.done)
+	s.wg.Wait()
+	s.mu.Lock()
+	for _, r := range s.rooms {
+		for _, w := range r.watchers {
+			w.stopped.Store(true)
+		}
+	}
+	clear(s.rooms)
+	s.mu.Unlock()
+	return s.client.Close()
+}
+
+// check fails calls on a closed store or with a finished context.
+func (s *Store) check(ctx context.Context, what string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %w", what, chat.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// fail wraps an error of go-redis: the caller's context if it ended,
+// chat.ErrClosed after Close, the server's own error for a command Redis
+// refused for good, and chat.ErrUnavailable for everything else (refused or
+// timed out connections, a server loading its data or out of memory).
+func (s *Store) fail(ctx context.Context, what string, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	case s.closed.Load():
+		return fmt.Errorf("%s: %w", what, chat.ErrClosed)
+	case isPermanent(err):
+		return fmt.Errorf("%s: %w", what, err)
+	default:
+		return fmt.Errorf("%s: %w: %w", what, chat.ErrUnavailable, err)
+	}
+}
+
+// transient are the prefixes of server errors that pass with time.
+var transient = []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "MISCONF", "OOM", "NOREPLICAS"}
+
+// isPermanent reports whether err is a reply of the server that retrying
+// will not change (a wrong key type, a script error, bad credentials).
+func isPermanent(err error) bool {
+	var rerr goredis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	for _, p := range transient {
+		if goredis.HasErrorPrefix(err, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func entryID(seq int64) string { return strconv.FormatInt(seq, 10) + "-0" }
+
+// decodeEntries turns stream entries of room into messages, reversing them
+// when reverse is set.
+func decodeEntries(room string, xs []goredis.XMessage, reverse bool) ([]chat.Message, error) {
+	if len(xs) == 0 {
+		return nil, nil
+	}
+	out := make([]chat.Message, len(xs))
+	for i, x := range xs {
+		m, err := decodeEntry(room, x)
+		if err != nil {
+			return nil, err
+		}
+		if reverse {
+			i = len(xs) - 1 - i
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
+func decodeEntry(room string, x goredis.XMessage) (chat.Message, error) {
+	seqText, _, _ := strings.Cut(x.ID, "-")
+	seq, err := strconv.ParseInt(seqText, 10, 64)
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("room %q: bad stream entry id %q", room, x.ID)
+	}
+	field := func(name string) string { v, _ := x.Values[name].(string); return v }
+	t, err := time.Parse(time.RFC3339Nano, field("time"))
+	if err != nil {
+		return chat.Message{}, fmt.Errorf("room %q: entry %s: bad time: %w", room, x.ID, err)
+	}
+	return chat.Message{Room: room, Seq: seq, Author: field("author"), Text: field("text"), Time: t}, nil
+}
