@@ -99,7 +99,13 @@ func (h *Hub) Post(ctx context.Context, room, author, text string) (Message, err
 	if err != nil {
 		return Message{}, err
 	}
-	m, err := h.store.Append(ctx, Message{Room: room, Author: author, Text: text, Time: h.opts.Now().UTC()})
+	if err := ctx.Err(); err != nil {
+		return Message{}, err
+	}
+	// Once handed to the store, the append runs to its end even if the
+	// poster goes away: a message stored but never fanned out would reach
+	// live subscribers only at their next gap. Stores bound their own time.
+	m, err := h.store.Append(context.WithoutCancel(ctx), Message{Room: room, Author: author, Text: text, Time: h.opts.Now().UTC()})
 	if err != nil {
 		return Message{}, fmt.Errorf("post to %q: %w", room, err)
 	}

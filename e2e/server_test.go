@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -55,6 +56,17 @@ func testMain(m *testing.M) int {
 type server struct {
 	URL string // "http://127.0.0.1:PORT", without a trailing slash
 	PID int
+
+	killed atomic.Bool // killed on purpose: its exit status is not checked
+}
+
+// kill ends the process with SIGKILL, as a crash would.
+func (s *server) kill(t testing.TB) {
+	t.Helper()
+	s.killed.Store(true)
+	if err := syscall.Kill(s.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // startServer starts the binary on a free port with a 1 s heartbeat, waits
@@ -64,7 +76,9 @@ func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	stdout := &firstLine{line: make(chan string, 1)}
 	var stderr lockedBuffer
-	cmd := exec.Command(binary, append([]string{"-addr", "127.0.0.1:0", "-heartbeat", "1s"}, args...)...)
+	// The default store, SQLite, on a file of this test's own.
+	db := filepath.Join(t.TempDir(), "hxchat.db")
+	cmd := exec.Command(binary, append([]string{"-addr", "127.0.0.1:0", "-heartbeat", "1s", "-db", db}, args...)...)
 	cmd.Stdout = stdout
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -72,11 +86,12 @@ func startServer(t testing.TB, args ...string) *server {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	s := &server{PID: cmd.Process.Pid}
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-exited:
-			if err != nil {
+			if err != nil && !s.killed.Load() {
 				t.Errorf("hxchat did not stop cleanly: %v", err)
 			}
 		case <-time.After(10 * time.Second):
@@ -103,7 +118,7 @@ func startServer(t testing.TB, args ...string) *server {
 	if !ok || err != nil || u.Host == "" {
 		t.Fatalf("first line of output = %q, want \"hxchat serving on http://HOST:PORT/\"", line)
 	}
-	s := &server{URL: strings.TrimSuffix(rest, "/"), PID: cmd.Process.Pid}
+	s.URL = strings.TrimSuffix(rest, "/")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()

@@ -3,7 +3,7 @@
 //
 //	func TestStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T, retention int) chat.Store {
-//			s, err := sqlite.Open(filepath.Join(t.TempDir(), "chat.db"), retention)
+//			s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "chat.db"), sqlite.Options{Retention: retention})
 //			if err != nil {
 //				t.Fatal(err)
 //			}

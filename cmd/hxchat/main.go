@@ -37,6 +37,12 @@ func main() {
 // options are the command line; each flag -name-x also reads HXCHAT_NAME_X.
 type options struct {
 	addr            string
+	db              string
+	redisURL        string
+	redisTimeout    time.Duration
+	dbBusyTimeout   time.Duration
+	dbMaxBatch      int
+	dbReaders       int
 	heartbeat       time.Duration
 	retry           time.Duration
 	writeTimeout    time.Duration
@@ -56,12 +62,18 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs := flag.NewFlagSet("hxchat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
+	fs.StringVar(&o.db, "db", "hxchat.db", "SQLite file keeping the history (:memory: keeps it in memory only)")
+	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://host:port/db); nodes sharing one Redis serve the same rooms; replaces -db")
+	fs.DurationVar(&o.dbBusyTimeout, "db-busy-timeout", 5*time.Second, "how long SQLite waits for a lock held by another process (a backup)")
+	fs.IntVar(&o.dbMaxBatch, "db-max-batch", 256, "most posts committed to SQLite in one transaction (group commit)")
+	fs.IntVar(&o.dbReaders, "db-readers", 4, "SQLite connections serving history reads")
+	fs.DurationVar(&o.redisTimeout, "redis-timeout", time.Second, "bound on connecting to Redis and on each command; a dead Redis fails posts (503) this fast")
 	fs.DurationVar(&o.heartbeat, "heartbeat", 15*time.Second, "interval of SSE keep-alive comments")
 	fs.DurationVar(&o.retry, "sse-retry", 2*time.Second, "reconnect delay advertised to SSE clients")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "deadline of each write to a client; slower clients are cut off")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long a shutdown waits for requests in flight")
 	fs.IntVar(&o.queue, "queue", chat.DefaultQueueSize, "messages queued per subscriber before it is dropped as too slow")
-	fs.IntVar(&o.retention, "retention", chat.DefaultRetention, "messages kept per room")
+	fs.IntVar(&o.retention, "retention", 0, "messages kept per room (0: the store's default, 1000 in memory, 10000 in SQLite and Redis)")
 	fs.IntVar(&o.maxRooms, "max-rooms", chat.DefaultMaxRooms, "rooms kept in memory; the least recently used is forgotten beyond it")
 	fs.IntVar(&o.history, "history", 50, "recent messages shown on a room page")
 	fs.Int64Var(&o.maxBody, "max-body", 16<<10, "largest accepted POST body in bytes")
@@ -71,7 +83,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := "HXCHAT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		if v := getenv(name); v != "" && envErr == nil {
 			if err := f.Value.Set(v); err != nil {
 				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
@@ -90,12 +102,18 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	switch {
 	case o.heartbeat <= 0:
 		return o, errors.New("-heartbeat must be positive")
+	case o.dbBusyTimeout <= 0, o.dbMaxBatch <= 0, o.dbReaders <= 0:
+		return o, errors.New("-db-busy-timeout, -db-max-batch and -db-readers must be positive")
+	case o.redisTimeout <= 0:
+		return o, errors.New("-redis-timeout must be positive")
 	case o.writeTimeout <= 0:
 		return o, errors.New("-write-timeout must be positive")
 	case o.queue <= 0:
 		return o, errors.New("-queue must be positive")
-	case o.retention <= 0:
-		return o, errors.New("-retention must be positive")
+	case o.retention < 0:
+		return o, errors.New("-retention must not be negative")
+	case o.db == "" && o.redisURL == "":
+		return o, errors.New("-db must name a file or :memory:")
 	case o.maxRooms <= 0:
 		return o, errors.New("-max-rooms must be positive")
 	case o.history <= 0:
@@ -104,6 +122,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, errors.New("-max-body must be positive")
 	}
 	return o, nil
+}
+
+// envName is the environment variable that sets a flag: HXCHAT_ and the
+// flag's name in upper case, except -redis, which reads HXCHAT_REDIS_URL.
+func envName(flag string) string {
+	if flag == "redis" {
+		return "HXCHAT_REDIS_URL"
+	}
+	return "HXCHAT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 func newLogger(o options, w io.Writer) (*slog.Logger, error) {
@@ -141,8 +168,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := handlers.NewMetrics(reg)
 
-	store := chat.NewMemoryStore(o.retention, chat.WithMaxRooms(o.maxRooms))
+	store, kind, err := openStore(ctx, o, logger)
+	if err != nil {
+		return err
+	}
 	defer store.Close()
+	var health handlers.Pinger
+	if p, ok := store.(chat.Pinger); ok {
+		health = p
+	}
 	hub := chat.NewHub(store, chat.HubOptions{
 		QueueSize: o.queue,
 		Render:    views.RenderMessage,
@@ -156,6 +190,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Heartbeat:    o.heartbeat,
 		Retry:        o.retry,
 		WriteTimeout: o.writeTimeout,
+		Snapshot:     o.history,
 	})
 	handler := handlers.NewServer(handlers.Deps{
 		Logger:   logger,
@@ -164,6 +199,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Metrics:  metrics,
 		Gatherer: reg,
 		Config:   handlers.Config{History: o.history, MaxBody: o.maxBody},
+		Health:   health,
 	})
 
 	ln, err := net.Listen("tcp", o.addr)
@@ -186,7 +222,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv.RegisterOnShutdown(streams.Shutdown)
 
 	fmt.Fprintf(stdout, "hxchat serving on http://%s/\n", ln.Addr())
-	logger.LogAttrs(ctx, slog.LevelInfo, "start", slog.String("addr", ln.Addr().String()), slog.String("store", "memory"))
+	logger.LogAttrs(ctx, slog.LevelInfo, "start", slog.String("addr", ln.Addr().String()), slog.String("store", kind))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

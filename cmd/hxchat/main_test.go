@@ -31,7 +31,7 @@ func start(t *testing.T, args ...string) *server {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		err := run(ctx, append([]string{"-addr", "127.0.0.1:0", "-log-level", "warn"}, args...),
+		err := run(ctx, append([]string{"-addr", "127.0.0.1:0", "-log-level", "warn", "-db", ":memory:"}, args...),
 			func(string) string { return "" }, pw, io.Discard)
 		pw.Close()
 		errc <- err
@@ -427,11 +427,14 @@ func TestShutdownEndsStreams(t *testing.T) {
 }
 
 func TestFlagsAndEnv(t *testing.T) {
-	env := map[string]string{"HXCHAT_HEARTBEAT": "3s", "HXCHAT_QUEUE": "9", "HXCHAT_ADDR": "127.0.0.1:1"}
+	env := map[string]string{"HXCHAT_HEARTBEAT": "3s", "HXCHAT_QUEUE": "9", "HXCHAT_ADDR": "127.0.0.1:1", "HXCHAT_REDIS_URL": "redis://127.0.0.1:1/0", "HXCHAT_DB": "x.db"}
 	getenv := func(k string) string { return env[k] }
 	o, err := parseFlags([]string{"-queue", "11"}, getenv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.redisURL != "redis://127.0.0.1:1/0" || o.db != "x.db" {
+		t.Fatalf("got redis %q db %q; want them from HXCHAT_REDIS_URL and HXCHAT_DB", o.redisURL, o.db)
 	}
 	if o.heartbeat != 3*time.Second || o.queue != 11 || o.addr != "127.0.0.1:1" {
 		t.Fatalf("got heartbeat %v queue %d addr %s; want 3s from env, 11 from flag, addr from env", o.heartbeat, o.queue, o.addr)
@@ -447,6 +450,9 @@ func TestFlagsAndEnv(t *testing.T) {
 		{"BadEnv", nil, map[string]string{"HXCHAT_RETENTION": "lots"}},
 		{"ExtraArgs", []string{"serve"}, nil},
 		{"BadLogFormat", []string{"-log-format", "xml"}, nil},
+		{"DeadRedis", []string{"-redis", "redis://127.0.0.1:1/0"}, nil},
+		{"BadRedisURL", []string{"-redis", "http://x"}, nil},
+		{"DBInMissingDir", []string{"-db", "/nonexistent/dir/hxchat.db"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(t.Context(), tc.args, func(k string) string { return tc.env[k] }, io.Discard, io.Discard)

@@ -1,0 +1,401 @@
+// Package sqlite is a chat.Store on an SQLite file, through the pure-Go
+// driver modernc.org/sqlite (no cgo).
+//
+// Writes go through one writer goroutine that commits every pending append
+// in one transaction (group commit), with synchronous=FULL: an Append that
+// returned nil was fsynced to the write-ahead log and survives a process
+// crash and a power loss alike. Reads run on a separate pool of read-only
+// connections beside the writer (WAL mode). Each room keeps its newest
+// Retention messages; older ones are deleted by the writer in small batches.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/hxchat/hxchat/chat"
+)
+
+// Defaults for the zero fields of Options.
+const (
+	// DefaultRetention is how many messages per room the store keeps.
+	DefaultRetention = 10_000
+	// DefaultBusyTimeout is how long a statement waits for a lock that
+	// another process holds on the file before it fails.
+	DefaultBusyTimeout = 5 * time.Second
+	// DefaultMaxBatch bounds the appends committed in one transaction.
+	DefaultMaxBatch = 256
+	// DefaultMaxReaders bounds the read-only connections.
+	DefaultMaxReaders = 4
+	// DefaultTrimBatch bounds the old messages one transaction deletes from
+	// a room beyond those the transaction's own appends push out.
+	DefaultTrimBatch = 512
+)
+
+// MemoryPath, given to Open as the path, keeps the database in memory only:
+// it is gone when the Store is closed.
+const MemoryPath = ":memory:"
+
+// Options configures a Store. Zero fields select the defaults above.
+type Options struct {
+	// Retention is how many of the newest messages of each room are kept.
+	// Older ones are never returned and are deleted in the background.
+	Retention int
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// process that has the file open (a backup, the sqlite3 shell).
+	BusyTimeout time.Duration
+	// MaxBatch bounds the appends committed in one transaction.
+	MaxBatch int
+	// MaxReaders bounds the connections that serve Since and Recent.
+	MaxReaders int
+	// TrimBatch bounds the old messages deleted from one room in one
+	// transaction, beyond those pushed out by the transaction's appends, so
+	// trimming a long backlog (after Retention was lowered) never holds up
+	// posts for long.
+	TrimBatch int
+
+	beforeBatch func() // test hook: called by the writer before each batch
+}
+
+func (o Options) withDefaults() Options {
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = DefaultBusyTimeout
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.MaxReaders <= 0 {
+		o.MaxReaders = DefaultMaxReaders
+	}
+	if o.TrimBatch <= 0 {
+		o.TrimBatch = DefaultTrimBatch
+	}
+	return o
+}
+
+// Store is a chat.Store on an SQLite database. It is safe for concurrent use.
+type Store struct {
+	path      string
+	retention int64
+
+	// mu orders Append's hand-off to the writer before Close: Append sends
+	// under the read lock, and Close sets closed under the write lock, so
+	// every request the writer must answer is queued before it is told to
+	// stop.
+	mu     sync.RWMutex
+	closed atomic.Bool
+
+	w      *writer
+	wdb    *sql.DB // the writer's single connection
+	rdb    *sql.DB // read-only pool
+	since  *sql.Stmt
+	recent *sql.Stmt
+}
+
+var _ chat.Store = (*Store)(nil)
+
+// Stats counts what a Store has done since Open.
+type Stats struct {
+	// Appends is the number of messages committed.
+	Appends int64
+	// Commits is the number of transactions that committed appends; with
+	// concurrent posters it is lower than Appends (group commit).
+	Commits int64
+	// FailedAppends is the number of appends answered with an error by the
+	// writer (a failed transaction fails every append in it).
+	FailedAppends int64
+	// Trimmed is the number of messages deleted by retention.
+	Trimmed int64
+}
+
+// Stats returns the store's counters. It may be called after Close.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Appends:       s.w.appends.Load(),
+		Commits:       s.w.commits.Load(),
+		FailedAppends: s.w.failed.Load(),
+		Trimmed:       s.w.trimmed.Load(),
+	}
+}
+
+var memSeq atomic.Int64
+
+// dsn returns the data source name of the database at path with SQLite URI
+// parameters and the driver's own. The path is escaped so that '?', '#' and
+// '%' in a file name stay part of it. A MemoryPath name is turned into a
+// name of its own by Open first.
+func dsn(path string, params ...string) string {
+	name := (&url.URL{Path: path}).EscapedPath()
+	return "file:" + name + "?" + strings.Join(params, "&")
+}
+
+// Open opens (creating it if needed) the database at path, or an in-memory
+// one for MemoryPath, brings its schema up to date and starts the writer.
+// It refuses a database whose schema is newer than this code knows
+// (ErrSchemaTooNew) or that belongs to another program (ErrNotHxchat). ctx
+// bounds the opening only, not the life of the Store.
+func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) {
+	opts = opts.withDefaults()
+	name, common := path, []string{fmt.Sprintf("_pragma=busy_timeout(%d)", opts.BusyTimeout.Milliseconds())}
+	if path == MemoryPath {
+		// A named database of SQLite's memdb VFS is shared by every
+		// connection of this process that opens the name, so the readers
+		// see the writer's data; it is freed with the last connection.
+		name = fmt.Sprintf("/hxchat-memory-%d", memSeq.Add(1))
+		common = append(common, "vfs=memdb")
+	}
+	s := &Store{path: path, retention: int64(opts.Retention)}
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				err = errors.Join(err, closers[i]())
+			}
+			err = fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+	}()
+
+	// synchronous=FULL: in WAL mode, a commit returns only after the log
+	// is fsynced. NORMAL would survive a crash of the process (the log
+	// was written to the kernel) but could lose the last commits to a
+	// power cut or kernel panic, and a POST that answered success is never
+	// lost. Group commit pays the fsync once per batch, not per message.
+	s.wdb, err = sql.Open("sqlite", dsn(name, slices.Concat(common, []string{
+		"_pragma=journal_mode(wal)",
+		"_pragma=synchronous(full)",
+		"_pragma=foreign_keys(1)",
+		"_pragma=journal_size_limit(67108864)", // truncate the log back to 64 MiB after a checkpoint
+		"_txlock=immediate",                    // take the write lock at BEGIN, never mid-transaction
+	})...))
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, s.wdb.Close)
+	// One connection, kept for the life of the Store: the writer is the
+	// only one that writes, and for MemoryPath it keeps the data alive.
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetMaxIdleConns(1)
+	s.wdb.SetConnMaxLifetime(0)
+	s.wdb.SetConnMaxIdleTime(0)
+	var mode string
+	if err := s.wdb.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return nil, err
+	}
+	want := "wal"
+	if path == MemoryPath {
+		// memdb has no shared memory, so no WAL: it keeps an in-memory
+		// rollback journal, and readers take turns with the writer.
+		want = "memory"
+	}
+	if mode != want {
+		return nil, fmt.Errorf("journal_mode is %q, want %q (WAL needs a local file system)", mode, want)
+	}
+	if err := migrate(ctx, s.wdb); err != nil {
+		return nil, err
+	}
+
+	s.rdb, err = sql.Open("sqlite", dsn(name, slices.Concat(common, []string{"_pragma=query_only(1)"})...))
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, s.rdb.Close)
+	s.rdb.SetMaxOpenConns(opts.MaxReaders)
+	s.rdb.SetMaxIdleConns(opts.MaxReaders)
+	// The newest retention seqs of a room are the only ones that count:
+	// rows below them may still be waiting for the trimmer.
+	if s.since, err = s.rdb.PrepareContext(ctx, `
+		SELECT m.seq, m.author, m.body, m.time_us
+		FROM rooms r JOIN messages m ON m.room_id = r.id
+		WHERE r.name = ?1 AND m.seq > max(?2, r.last_seq - ?3)
+		ORDER BY m.seq LIMIT ?4`); err != nil {
+		return nil, err
+	}
+	if s.recent, err = s.rdb.PrepareContext(ctx, `
+		SELECT m.seq, m.author, m.body, m.time_us
+		FROM rooms r JOIN messages m ON m.room_id = r.id
+		WHERE r.name = ?1 AND m.seq > r.last_seq - ?2
+		ORDER BY m.seq`); err != nil {
+		return nil, err
+	}
+
+	if s.w, err = newWriter(ctx, s.wdb, opts); err != nil {
+		return nil, err
+	}
+	go s.w.run()
+	return s, nil
+}
+
+// Append implements chat.Store. It queues m for the writer and waits until
+// the transaction holding it has committed and been fsynced, then returns m
+// with its Seq, and with Time cut to the microseconds the store keeps. A
+// failed transaction fails every Append in it, and none of them used a seq.
+//
+// A ctx that is done before the append is queued returns ctx.Err() and
+// stores nothing. Once queued, a done ctx only stops the waiting: the
+// message is still stored unless the writer sees the ctx done before it
+// starts the transaction, so an Append that returned a ctx error may or may
+// not have stored its message.
+//
+// A lock held beyond Options.BusyTimeout by another process returns an
+// error wrapping chat.ErrUnavailable; other database errors (a full or
+// failing disk) are returned wrapped.
+func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return chat.Message{}, fmt.Errorf("append to %q: %w", m.Room, err)
+	}
+	m.Seq = 0
+	m.Time = m.Time.Truncate(time.Microsecond)
+	req := &appendReq{ctx: ctx, m: m, done: make(chan appendResult, 1)}
+	s.mu.RLock()
+	if s.closed.Load() {
+		s.mu.RUnlock()
+		return chat.Message{}, fmt.Errorf("append to %q: %w", m.Room, chat.ErrClosed)
+	}
+	select {
+	case s.w.reqs <- req:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return chat.Message{}, fmt.Errorf("append to %q: %w", m.Room, ctx.Err())
+	}
+	select {
+	case res := <-req.done:
+		if res.err != nil {
+			return chat.Message{}, fmt.Errorf("append to %q: %w", m.Room, mapErr(res.err))
+		}
+		m.Seq = res.seq
+		return m, nil
+	case <-ctx.Done():
+		return chat.Message{}, fmt.Errorf("append to %q: %w (the message may still be stored)", m.Room, ctx.Err())
+	}
+}
+
+// Since implements chat.Store: up to limit messages of room with Seq >
+// after, oldest first, never one beyond the room's retention. It reads a
+// consistent snapshot and never waits for the writer.
+func (s *Store) Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error) {
+	if limit <= 0 {
+		return s.none(ctx, "since in", room)
+	}
+	// No room holds more than retention messages.
+	msgs, err := s.query(ctx, s.since, room, min(int64(limit), s.retention), room, after, s.retention, min(int64(limit), s.retention))
+	if err != nil {
+		return nil, fmt.Errorf("since in %q: %w", room, err)
+	}
+	return msgs, nil
+}
+
+// Recent implements chat.Store: the newest n messages of room (at most its
+// retention), oldest first, from a consistent snapshot.
+func (s *Store) Recent(ctx context.Context, room string, n int) ([]chat.Message, error) {
+	if n <= 0 {
+		return s.none(ctx, "recent in", room)
+	}
+	k := min(int64(n), s.retention)
+	msgs, err := s.query(ctx, s.recent, room, k, room, k)
+	if err != nil {
+		return nil, fmt.Errorf("recent in %q: %w", room, err)
+	}
+	return msgs, nil
+}
+
+// none answers a read that asks for nothing, with the errors a real read
+// would have.
+func (s *Store) none(ctx context.Context, what, room string) ([]chat.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", what, room, err)
+	}
+	if s.closed.Load() {
+		return nil, fmt.Errorf("%s %q: %w", what, room, chat.ErrClosed)
+	}
+	return nil, nil
+}
+
+// query runs a read and scans its messages; most bounds the rows it can
+// return, for the first allocation.
+func (s *Store) query(ctx context.Context, stmt *sql.Stmt, room string, most int64, args ...any) ([]chat.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.closed.Load() {
+		return nil, chat.ErrClosed
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, s.readErr(ctx, err)
+	}
+	defer rows.Close()
+	out := make([]chat.Message, 0, min(most, 64))
+	for rows.Next() {
+		m := chat.Message{Room: room}
+		var us int64
+		if err := rows.Scan(&m.Seq, &m.Author, &m.Text, &us); err != nil {
+			return nil, err
+		}
+		m.Time = time.UnixMicro(us).UTC()
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr(ctx, err)
+	}
+	return out, nil
+}
+
+// readErr maps the error of a read: a read that raced Close reports
+// chat.ErrClosed, an interrupted one its ctx's error.
+func (s *Store) readErr(ctx context.Context, err error) error {
+	switch {
+	case s.closed.Load():
+		return errors.Join(chat.ErrClosed, err)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return mapErr(err)
+}
+
+// mapErr marks errors that mean "busy, try later" with chat.ErrUnavailable
+// and leaves the rest (disk full, I/O errors) as they are.
+func mapErr(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("%w: %w", chat.ErrUnavailable, err)
+		}
+	}
+	return err
+}
+
+// Close waits until the writer has committed every append already queued
+// (their callers get their seqs), then stops it and closes the database.
+// Reads in flight finish first. Appends, reads and Closes after it return
+// errors wrapping chat.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	already := s.closed.Swap(true)
+	s.mu.Unlock()
+	if already {
+		return fmt.Errorf("sqlite: close %s: %w", s.path, chat.ErrClosed)
+	}
+	close(s.w.quit)
+	<-s.w.done
+	err := errors.Join(s.w.close(), s.since.Close(), s.recent.Close(), s.rdb.Close(), s.wdb.Close())
+	if err != nil {
+		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sseEvent is one message event of a stream.
+type sseEvent struct {
+	ID   string
+	Data string
+}
+
+// sseClient reads one stream's events into a channel.
+type sseClient struct {
+	Events chan sseEvent
+	Pings  chan struct{}
+	Done   chan error
+	cancel context.CancelFunc
+}
+
+// openSSE opens url (with Last-Event-ID when lastID is not empty) and reads
+// its events until the test ends or Close.
+func openSSE(t testing.TB, url, lastID string) *sseClient {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("open %s: %v", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		cancel()
+		t.Fatalf("open %s: status %d", url, resp.StatusCode)
+	}
+	c := &sseClient{Events: make(chan sseEvent, 100000), Pings: make(chan struct{}, 1000), Done: make(chan error, 1), cancel: cancel}
+	t.Cleanup(c.Close)
+	go func() {
+		defer resp.Body.Close()
+		br := bufio.NewReaderSize(resp.Body, 64<<10)
+		var ev sseEvent
+		var data []string
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				c.Done <- err
+				return
+			}
+			line = strings.TrimSuffix(line, "\n")
+			switch {
+			case line == "":
+				if data != nil {
+					ev.Data = strings.Join(data, "\n")
+					c.Events <- ev
+				}
+				ev, data = sseEvent{}, nil
+			case strings.HasPrefix(line, ":"):
+				select {
+				case c.Pings <- struct{}{}:
+				default:
+				}
+			case strings.HasPrefix(line, "id: "):
+				ev.ID = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "data: "):
+				data = append(data, strings.TrimPrefix(line, "data: "))
+			}
+		}
+	}()
+	return c
+}
+
+// Close ends the stream.
+func (c *sseClient) Close() { c.cancel() }
+
+// Next waits up to d for the next event.
+func (c *sseClient) Next(t testing.TB, d time.Duration) sseEvent {
+	t.Helper()
+	select {
+	case ev := <-c.Events:
+		return ev
+	case err := <-c.Done:
+		t.Fatalf("stream ended: %v", err)
+	case <-time.After(d):
+		t.Fatalf("no event within %v", d)
+	}
+	return sseEvent{}
+}
+
+// Collect reads n events, failing after d in all.
+func (c *sseClient) Collect(t testing.TB, n int, d time.Duration) []sseEvent {
+	t.Helper()
+	out := make([]sseEvent, 0, n)
+	deadline := time.After(d)
+	for len(out) < n {
+		select {
+		case ev := <-c.Events:
+			out = append(out, ev)
+		case err := <-c.Done:
+			t.Fatalf("stream ended after %d of %d events: %v", len(out), n, err)
+		case <-deadline:
+			t.Fatalf("got %d of %d events within %v", len(out), n, d)
+		}
+	}
+	return out
+}
+
+// textOf extracts a message's text from its fragment.
+func textOf(data string) string {
+	_, rest, ok := strings.Cut(data, `<span class="text">`)
+	if !ok {
+		return ""
+	}
+	text, _, _ := strings.Cut(rest, "</span>")
+	return text
+}
