@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hxchat/hxchat/chat"
+	"github.com/hxchat/hxchat/chat/storetest"
 )
 
 // renderBench renders a fragment of about 100 bytes, like the real one.
@@ -139,48 +140,9 @@ func BenchmarkPost(b *testing.B) {
 	}
 }
 
-// BenchmarkMemoryAppend appends to a MemoryStore, from one goroutine and
-// from GOMAXPROCS goroutines, each into its own room or all into one.
+// BenchmarkMemoryAppend appends to a MemoryStore into one room from one
+// poster and from 8 at once: posts/s and p99 latency.
 func BenchmarkMemoryAppend(b *testing.B) {
-	m := chat.Message{Author: "alice", Text: "the quick brown fox jumps over the lazy dog", Time: time.Now().UTC()}
-	b.Run("Single", func(b *testing.B) {
-		s := chat.NewMemoryStore(0)
-		m := m
-		m.Room = "lobby"
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := s.Append(b.Context(), m); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("ParallelOneRoom", func(b *testing.B) {
-		s := chat.NewMemoryStore(0)
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			m := m
-			m.Room = "lobby"
-			for pb.Next() {
-				if _, err := s.Append(b.Context(), m); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
-	b.Run("ParallelManyRooms", func(b *testing.B) {
-		s := chat.NewMemoryStore(0)
-		var next atomic.Int32
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			m := m
-			m.Room = fmt.Sprintf("room-%d", next.Add(1))
-			for pb.Next() {
-				if _, err := s.Append(b.Context(), m); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
+	b.Run("Single", func(b *testing.B) { storetest.BenchAppend(b, chat.NewMemoryStore(0), 1) })
+	b.Run("8Posters", func(b *testing.B) { storetest.BenchAppend(b, chat.NewMemoryStore(0), 8) })
 }
