@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -172,4 +173,54 @@ func rss(tb testing.TB, pid int) int64 {
 	}
 	tb.Fatal("VmRSS not found")
 	return 0
+}
+
+// BenchmarkHTTPPost measures plain form POSTs to the real binary from 8
+// concurrent posters into one room, with each store: posts/s and the 99th
+// percentile latency of one POST (a success means the message is stored).
+func BenchmarkHTTPPost(b *testing.B) {
+	b.Run("SQLite8Posters", func(b *testing.B) { benchPost(b, startServer(b), 8) })
+	b.Run("Memory8Posters", func(b *testing.B) { benchPost(b, startServer(b, "-db", ":memory:"), 8) })
+}
+
+func benchPost(b *testing.B, srv *server, posters int) {
+	client := &http.Client{
+		Transport:     &http.Transport{MaxIdleConnsPerHost: posters},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	form := url.Values{"message": {"a chat message of a typical length, a sentence or two."}}.Encode()
+	lat := make([][]time.Duration, posters)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for p := range posters {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				t0 := time.Now()
+				resp, err := client.Post(srv.URL+"/chat/bench/messages", "application/x-www-form-urlencoded", strings.NewReader(form))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusSeeOther {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+				lat[p] = append(lat[p], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	all := slices.Concat(lat...)
+	if len(all) == 0 {
+		return
+	}
+	slices.Sort(all)
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "posts/s")
+	b.ReportMetric(float64(all[(len(all)-1)*99/100])/float64(time.Millisecond), "p99-ms")
 }
