@@ -23,6 +23,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -57,6 +58,12 @@ type StreamConfig struct {
 	// Snapshot is how many recent messages a log snapshot holds (sent to a
 	// client whose cursor is beyond the room's newest message).
 	Snapshot int
+	// Lifetime bounds how long one stream stays open (0: unbounded). The
+	// server then ends it cleanly and the client reconnects with
+	// Last-Event-ID, so even a proxy that buffers whole responses delivers
+	// every message, late but in order and once. Each stream's lifetime is
+	// jittered down by up to a fifth, so a crowd does not reconnect at once.
+	Lifetime time.Duration
 }
 
 // Streams serves the SSE endpoint of every room and ends all open streams on
@@ -245,8 +252,15 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.StreamsOpen.Inc()
 	defer s.metrics.StreamsOpen.Dec()
 
-	// End the stream when the hub drops this subscriber or the server shuts
-	// down: cancel the context r3labs watches and cut any blocked write.
+	// End the stream when the hub drops this subscriber, the server shuts
+	// down or the stream's lifetime is over: cancel the context r3labs
+	// watches and cut any blocked write.
+	var expire <-chan time.Time
+	if s.cfg.Lifetime > 0 {
+		t := time.NewTimer(jitter(s.cfg.Lifetime))
+		defer t.Stop()
+		expire = t.C
+	}
 	served := make(chan struct{})
 	go func() {
 		slow := false
@@ -254,6 +268,7 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-sub.Dropped():
 			slow = true
 		case <-s.ctx.Done():
+		case <-expire:
 		case <-ctx.Done():
 		}
 		cancel()
@@ -284,6 +299,11 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// clear ours so the next response on this connection is not cut.
 	dw.clear()
 	close(served)
+}
+
+// jitter returns d less a random part of up to a fifth of d.
+func jitter(d time.Duration) time.Duration {
+	return d - rand.N(d/5+1)
 }
 
 // endGrace is how long an ending stream may take to finish its last write

@@ -552,3 +552,32 @@ func TestEventsTrimmedNotice(t *testing.T) {
 		t.Fatalf("ids %q, want %q", got, want)
 	}
 }
+
+// A stream ends cleanly after its lifetime; resuming with the last id gets
+// what was posted meanwhile, once.
+func TestEventsLifetime(t *testing.T) {
+	e := newEnv(t, func(o *envOptions) { o.stream.Lifetime = 300 * time.Millisecond })
+	ts := e.serve(t)
+	rd := openOK(t, ts, "/chat/lobby/events?after=0", nil)
+	postHTTP(t, ts, "lobby", "one")
+	if got := rd.nextMessage(t).ID; got != "1" {
+		t.Fatalf("first id %q, want 1", got)
+	}
+	start := time.Now()
+	for {
+		if _, err := rd.next(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("stream ended with %v, want a clean end (EOF)", err)
+			}
+			break
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("stream lived %v past its 300ms lifetime", took)
+	}
+	postHTTP(t, ts, "lobby", "two")
+	rd2 := openOK(t, ts, "/chat/lobby/events", http.Header{"Last-Event-Id": {"1"}})
+	if got := rd2.nextMessage(t).ID; got != "2" {
+		t.Fatalf("resumed with id %q, want 2", got)
+	}
+}

@@ -44,6 +44,7 @@ type options struct {
 	dbMaxBatch      int
 	dbReaders       int
 	heartbeat       time.Duration
+	streamLifetime  time.Duration
 	retry           time.Duration
 	writeTimeout    time.Duration
 	shutdownTimeout time.Duration
@@ -69,6 +70,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.dbReaders, "db-readers", 4, "SQLite connections serving history reads")
 	fs.DurationVar(&o.redisTimeout, "redis-timeout", time.Second, "bound on connecting to Redis and on each command; a dead Redis fails posts (503) this fast")
 	fs.DurationVar(&o.heartbeat, "heartbeat", 15*time.Second, "interval of SSE keep-alive comments")
+	fs.DurationVar(&o.streamLifetime, "stream-lifetime", 5*time.Minute, "streams are ended cleanly after about this long (jittered) and the client resumes; bounds what a buffering proxy holds back (0: never)")
 	fs.DurationVar(&o.retry, "sse-retry", 2*time.Second, "reconnect delay advertised to SSE clients")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "deadline of each write to a client; slower clients are cut off")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long a shutdown waits for requests in flight")
@@ -100,6 +102,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	switch {
+	case o.streamLifetime < 0:
+		return o, errors.New("-stream-lifetime must not be negative")
 	case o.heartbeat <= 0:
 		return o, errors.New("-heartbeat must be positive")
 	case o.dbBusyTimeout <= 0, o.dbMaxBatch <= 0, o.dbReaders <= 0:
@@ -191,6 +195,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Retry:        o.retry,
 		WriteTimeout: o.writeTimeout,
 		Snapshot:     o.history,
+		Lifetime:     o.streamLifetime,
 	})
 	handler := handlers.NewServer(handlers.Deps{
 		Logger:   logger,
