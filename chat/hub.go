@@ -31,9 +31,9 @@ type HubOptions struct {
 	// OnDrop, if set, is called (without locks held) for each subscriber
 	// dropped because its queue overflowed.
 	OnDrop func(room string, queued int)
-	// OnDeliver, if set, is called after each fan-out with the number of
-	// subscribers the message was queued for.
-	OnDeliver func(n int)
+	// OnDeliver, if set, is called after each fan-out with the message
+	// and the number of subscribers it was queued for.
+	OnDeliver func(m Message, n int)
 }
 
 // Hub groups subscribers by room and fans each posted message out to every
@@ -147,7 +147,7 @@ func (h *Hub) Publish(m Message) {
 	}
 	h.mu.RUnlock()
 	if h.opts.OnDeliver != nil {
-		h.opts.OnDeliver(n)
+		h.opts.OnDeliver(m, n)
 	}
 	for _, s := range slow {
 		queued := len(s.c)

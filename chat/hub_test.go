@@ -484,7 +484,7 @@ func TestHubDropReportedOnceWhenPostsRace(t *testing.T) {
 	)
 	h, _ := newHub(t, chat.HubOptions{
 		QueueSize: 1,
-		OnDeliver: func(int) {
+		OnDeliver: func(chat.Message, int) {
 			if !armed.Load() {
 				return
 			}
@@ -560,7 +560,7 @@ func TestHubPostNeverBlocks(t *testing.T) {
 	var delivered atomic.Int64
 	h, _ := newHub(t, chat.HubOptions{
 		QueueSize: 1,
-		OnDeliver: func(n int) { delivered.Add(int64(n)) },
+		OnDeliver: func(_ chat.Message, n int) { delivered.Add(int64(n)) },
 	})
 	// Twenty subscribers that never read, spread over two rooms.
 	for i := range 20 {

@@ -25,7 +25,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +66,12 @@ type StreamConfig struct {
 	// every message, late but in order and once. Each stream's lifetime is
 	// jittered down by up to a fifth, so a crowd does not reconnect at once.
 	Lifetime time.Duration
+	// MaxStreamsPerClient and MaxStreams bound the streams open at once
+	// from one client address and in total (0: no limit); more get 503.
+	MaxStreamsPerClient int
+	MaxStreams          int
+	// Trusted are the proxies whose X-Forwarded-For names the client.
+	Trusted []netip.Prefix
 }
 
 // Streams serves the SSE endpoint of every room and ends all open streams on
@@ -74,6 +82,7 @@ type Streams struct {
 	metrics *Metrics
 	cfg     StreamConfig
 	srv     *sse.Server
+	limits  *streamLimiter
 
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
@@ -111,6 +120,7 @@ func NewStreams(logger *slog.Logger, hub Subscriber, m *Metrics, cfg StreamConfi
 		cfg.Snapshot = 50
 	}
 	s := &Streams{logger: logger, hub: hub, metrics: m, cfg: cfg, srv: srv, ctx: ctx, cancel: cancel}
+	s.limits = newStreamLimiter(cfg.MaxStreamsPerClient, cfg.MaxStreams)
 	// An event published before r3labs registered the connection's
 	// subscriber is broadcast to nobody; the pump waits for this signal.
 	srv.OnSubscribe = func(id string, _ *sse.Subscriber) {
@@ -144,9 +154,10 @@ func (s *Streams) enter() bool {
 	return true
 }
 
-// parseCursor reads a resume cursor: a non-negative integer, else none.
+// parseCursor reads a resume cursor: a non-negative integer in plain
+// decimal digits, as the ids this server sends; anything else is none.
 func parseCursor(v string) (int64, bool) {
-	if v == "" {
+	if v == "" || strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
@@ -197,6 +208,11 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.wg.Done()
+	release, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 
 	// Subscribe before reading the store, so nothing stored in between is
 	// missed; duplicates are dropped by seq below.
@@ -205,6 +221,7 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	latest, err := s.hub.Recent(r.Context(), room, 1)
 	if err != nil {
+		s.metrics.StoreErrors.WithLabelValues("read").Inc()
 		s.logger.LogAttrs(r.Context(), slog.LevelError, "stream: read head", slog.String("room", room), slog.Any("err", err))
 		http.Error(w, publicReason(err), statusOf(err))
 		return
@@ -434,6 +451,7 @@ func (p *pump) fail(err error) {
 	if p.ctx.Err() != nil {
 		return
 	}
+	p.s.metrics.StoreErrors.WithLabelValues("read").Inc()
 	p.s.logger.LogAttrs(p.ctx, slog.LevelError, "stream: replay", slog.String("room", p.room), slog.Any("err", err))
 }
 

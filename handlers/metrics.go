@@ -13,6 +13,13 @@ type Metrics struct {
 	Replayed    prometheus.Counter
 	Dropped     prometheus.Counter
 	Rejected    *prometheus.CounterVec
+	// PostDuration is the time to answer a message POST (stored or not).
+	PostDuration prometheus.Histogram
+	// FanoutLatency is the time from a message's post to its fan-out to
+	// this node's subscribers (through Redis with many nodes).
+	FanoutLatency prometheus.Histogram
+	// StoreErrors counts failed store (SQLite, Redis) calls, by operation.
+	StoreErrors *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -25,7 +32,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Dropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "hxchat_dropped_subscribers_total", Help: "Subscribers dropped because their queue overflowed."}),
 		Rejected:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hxchat_rejected_requests_total", Help: "Requests refused, by reason."}, []string{"reason"}),
 	}
-	reg.MustRegister(m.StreamsOpen, m.Posted, m.Deliveries, m.Replayed, m.Dropped, m.Rejected)
+	m.PostDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hxchat_post_duration_seconds", Help: "Time to answer a message POST.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}})
+	m.FanoutLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hxchat_fanout_latency_seconds", Help: "Time from a post to its fan-out to this node's subscribers.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}})
+	m.StoreErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hxchat_store_errors_total", Help: "Failed store (SQLite, Redis) calls, by operation."}, []string{"op"})
+	reg.MustRegister(m.StreamsOpen, m.Posted, m.Deliveries, m.Replayed, m.Dropped, m.Rejected, m.PostDuration, m.FanoutLatency, m.StoreErrors)
 	return m
 }
 

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // contentSecurityPolicy allows only this origin's scripts and styles, and no
@@ -20,6 +22,17 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// observe records each request's duration in h.
+func observe(h prometheus.Observer) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			next.ServeHTTP(w, r)
+			h.Observe(time.Since(start).Seconds())
+		})
+	}
 }
 
 // recoverer turns a panic into a logged 500 so no panic reaches a client.

@@ -98,12 +98,19 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// handleHealth answers 200 "ok" while serving, and 503 when the store's
-// server (Redis) does not answer within a second. pinger may be nil.
-func handleHealth(logger *slog.Logger, pinger Pinger) http.HandlerFunc {
+// handleHealth answers 200 "ok" while serving, and 503 while draining or
+// when the store's server (Redis) does not answer within a second. pinger
+// and draining may be nil.
+func handleHealth(logger *slog.Logger, pinger Pinger, draining func() bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
+		if draining != nil && draining() {
+			w.Header().Set("Retry-After", retryAfterSeconds)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("draining: this node is shutting down\n"))
+			return
+		}
 		if pinger != nil {
 			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 			defer cancel()

@@ -30,6 +30,7 @@ const anonymous = "anonymous"
 // redirect, get). Refused input is shown next to the form with a 4xx status,
 // in both modes, and nothing is stored.
 func handlePost(logger *slog.Logger, hub Hub, m *Metrics, cfg Config) http.HandlerFunc {
+	limit := newPostLimiter(cfg.PostRate, cfg.PostBurst)
 	return func(w http.ResponseWriter, r *http.Request) {
 		htmx := r.Header.Get("HX-Request") == "true"
 		room, err := roomParam(r)
@@ -50,6 +51,11 @@ func handlePost(logger *slog.Logger, hub Hub, m *Metrics, cfg Config) http.Handl
 			renderRoom(w, r, logger, hub, cfg.History, room, status, form)
 		}
 
+		// The rate is checked before the body is read and anything stored.
+		if ok, wait := limit.allow(clientAddr(r, cfg.Trusted)); !ok {
+			refusePost(w, r, m, wait, cfg.MaxBody, fail)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxBody)
 		if err := r.ParseForm(); err != nil {
 			var tooBig *http.MaxBytesError
@@ -66,6 +72,7 @@ func handlePost(logger *slog.Logger, hub Hub, m *Metrics, cfg Config) http.Handl
 		if _, err := hub.Post(r.Context(), room, anonymous, text); err != nil {
 			status := statusOf(err)
 			if status >= 500 {
+				m.StoreErrors.WithLabelValues("append").Inc()
 				logger.LogAttrs(r.Context(), slog.LevelError, "post", slog.String("room", room), slog.Any("err", err))
 			} else {
 				m.rejected("bad_message")

@@ -6,6 +6,7 @@ package handlers
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -19,6 +20,12 @@ type Config struct {
 	History int
 	// MaxBody bounds a POST body in bytes.
 	MaxBody int64
+	// PostRate is how many posts a second one client address may make on
+	// average (0: no limit), PostBurst how many in a row; more get 429.
+	PostRate  float64
+	PostBurst int
+	// Trusted are the proxies whose X-Forwarded-For names the client.
+	Trusted []netip.Prefix
 }
 
 // Deps are what the HTTP layer talks to.
@@ -31,6 +38,9 @@ type Deps struct {
 	Config   Config
 	// Health, if set, is pinged by /healthz (the Redis store).
 	Health Pinger
+	// Draining, if set, reports that the server is shutting down; /healthz
+	// then answers 503 so load balancers stop sending clients here.
+	Draining func() bool
 }
 
 // NewServer returns the handler serving every hxchat URL.
@@ -49,17 +59,26 @@ func NewServer(d Deps) http.Handler {
 	return securityHeaders(cop.Handler(r))
 }
 
+// compressible lists the content types compressed for clients that accept
+// it. Never text/event-stream: a compressor buffers, and a stream must
+// reach the browser event by event.
+var compressible = []string{"text/html", "text/css", "text/javascript", "application/javascript", "image/svg+xml", "text/plain"}
+
 // addRoutes lists every URL hxchat serves.
 func addRoutes(r chi.Router, d Deps) {
-	r.Get("/", handleIndex())
-	r.Get("/chat/", handleRoomQuery(d.Metrics))
-	r.Get("/chat/{room}/", handleRoom(d.Logger, d.Hub, d.Config.History))
-	r.Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config))
-	r.Method(http.MethodGet, "/chat/{room}/events", d.Streams) // no timeout middleware: it streams
-	r.Get("/static/*", handleStatic())
-	r.Get("/favicon.ico", handleFavicon())
-	r.Get("/healthz", handleHealth(d.Logger, d.Health))
-	r.Get("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
+	// The stream stays outside every buffering or timeout middleware.
+	r.Method(http.MethodGet, "/chat/{room}/events", d.Streams)
+	r.Group(func(r chi.Router) {
+		r.Use(middleware.Compress(5, compressible...))
+		r.Get("/", handleIndex())
+		r.Get("/chat/", handleRoomQuery(d.Metrics))
+		r.Get("/chat/{room}/", handleRoom(d.Logger, d.Hub, d.Config.History))
+		r.With(observe(d.Metrics.PostDuration)).Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config))
+		r.Get("/static/*", handleStatic())
+		r.Get("/favicon.ico", handleFavicon())
+		r.Get("/healthz", handleHealth(d.Logger, d.Health, d.Draining))
+		r.Get("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
+	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		renderError(w, r, http.StatusNotFound, "Not found", "There is no page at this address.")
 	})

@@ -87,3 +87,30 @@ func newPost(target string, form url.Values) *http.Request {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return req
 }
+
+func TestMetricsCountStoreErrorsAndLatency(t *testing.T) {
+	var ds *downStore
+	e := newEnv(t, func(o *envOptions) {
+		o.store = func(m *chat.MemoryStore) chat.Store {
+			ds = &downStore{MemoryStore: m}
+			return ds
+		}
+	})
+	e.do(newPost("/chat/lobby/messages", url.Values{"message": {"ok"}}))
+	ds.down.Store(true)
+	e.do(newPost("/chat/lobby/messages", url.Values{"message": {"lost"}}))
+	body := e.get("/metrics").Body.String()
+	for _, want := range []string{
+		`hxchat_store_errors_total{op="append"} 1`,
+		"hxchat_post_duration_seconds_count 2",
+		"hxchat_fanout_latency_seconds",
+		"hxchat_messages_posted_total 1",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "lobby") {
+		t.Error("/metrics names a room: labels must not carry room names")
+	}
+}

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
-	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,26 +38,37 @@ func main() {
 
 // options are the command line; each flag -name-x also reads HXCHAT_NAME_X.
 type options struct {
-	addr            string
-	db              string
-	redisURL        string
-	redisTimeout    time.Duration
-	dbBusyTimeout   time.Duration
-	dbMaxBatch      int
-	dbReaders       int
-	heartbeat       time.Duration
-	streamLifetime  time.Duration
-	retry           time.Duration
-	writeTimeout    time.Duration
-	shutdownTimeout time.Duration
-	queue           int
-	retention       int
-	maxRooms        int
-	history         int
-	maxBody         int64
-	sendBuffer      int
-	logLevel        string
-	logFormat       string
+	addr           string
+	db             string
+	redisURL       string
+	redisTimeout   time.Duration
+	dbBusyTimeout  time.Duration
+	dbMaxBatch     int
+	dbReaders      int
+	heartbeat      time.Duration
+	streamLifetime time.Duration
+	retry          time.Duration
+	writeTimeout   time.Duration
+	drainTimeout   time.Duration
+	drainDelay     time.Duration
+	tlsCert        string
+	tlsKey         string
+	tlsSelfSigned  bool
+	h2c            bool
+	pprofAddr      string
+	queue          int
+	retention      int
+	maxRooms       int
+	history        int
+	maxBody        int64
+	postRate       float64
+	postBurst      int
+	streamsPer     int
+	streamsMax     int
+	trusted        []netip.Prefix
+	sendBuffer     int
+	logLevel       string
+	logFormat      string
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -73,12 +86,26 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.streamLifetime, "stream-lifetime", 5*time.Minute, "streams are ended cleanly after about this long (jittered) and the client resumes; bounds what a buffering proxy holds back (0: never)")
 	fs.DurationVar(&o.retry, "sse-retry", 2*time.Second, "reconnect delay advertised to SSE clients")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "deadline of each write to a client; slower clients are cut off")
-	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long a shutdown waits for requests in flight")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Second, "on SIGTERM, the most the process waits for requests in flight before it exits")
+	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, how long /healthz answers 503 (streams already ended, posts still served) before the listener closes; give a load balancer time to notice")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "certificate file (PEM): serve HTTPS with HTTP/2 and HTTP/1.1 (needs -tls-key)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
+	fs.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with HTTP/2 using a certificate generated at start (for local use)")
+	fs.BoolVar(&o.h2c, "h2c", false, "also accept HTTP/2 without TLS (behind a TLS-terminating proxy that speaks h2c)")
+	fs.StringVar(&o.pprofAddr, "pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off when empty")
 	fs.IntVar(&o.queue, "queue", chat.DefaultQueueSize, "messages queued per subscriber before it is dropped as too slow")
 	fs.IntVar(&o.retention, "retention", 0, "messages kept per room (0: the store's default, 1000 in memory, 10000 in SQLite and Redis)")
 	fs.IntVar(&o.maxRooms, "max-rooms", chat.DefaultMaxRooms, "rooms kept in memory; the least recently used is forgotten beyond it")
 	fs.IntVar(&o.history, "history", 50, "recent messages shown on a room page")
 	fs.Int64Var(&o.maxBody, "max-body", 16<<10, "largest accepted POST body in bytes")
+	fs.Float64Var(&o.postRate, "post-rate", 5, "posts a second one client address may make on average; more get 429 (0: no limit)")
+	fs.IntVar(&o.postBurst, "post-burst", 10, "posts one client address may make in a row before -post-rate applies")
+	fs.IntVar(&o.streamsPer, "max-streams-per-client", 32, "streams one client address may hold open; more get 503 (0: no limit)")
+	fs.IntVar(&o.streamsMax, "max-streams", 50000, "streams open at once in total; more get 503 (0: no limit)")
+	fs.Func("trusted-proxies", "proxies (comma-separated addresses and CIDR prefixes, e.g. 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For names the client; none by default", func(v string) (err error) {
+		o.trusted, err = handlers.ParseTrustedProxies(v)
+		return err
+	})
 	fs.IntVar(&o.sendBuffer, "tcp-send-buffer", 256<<10, "kernel send buffer per connection in bytes (0: system default); bounds memory held for slow clients")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (debug logs every request)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
@@ -102,6 +129,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	switch {
+	case (o.tlsCert == "") != (o.tlsKey == ""):
+		return o, errors.New("-tls-cert and -tls-key go together")
+	case o.tlsCert != "" && o.tlsSelfSigned:
+		return o, errors.New("-tls-self-signed and -tls-cert exclude each other")
+	case o.drainTimeout <= 0:
+		return o, errors.New("-drain-timeout must be positive")
+	case o.drainDelay < 0:
+		return o, errors.New("-drain-delay must not be negative")
 	case o.streamLifetime < 0:
 		return o, errors.New("-stream-lifetime must not be negative")
 	case o.heartbeat <= 0:
@@ -124,6 +159,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, errors.New("-history must be positive")
 	case o.maxBody <= 0:
 		return o, errors.New("-max-body must be positive")
+	case o.postRate < 0 || math.IsNaN(o.postRate) || math.IsInf(o.postRate, 0):
+		return o, errors.New("-post-rate must be a finite number, not negative")
+	case o.postBurst < 0, o.postRate > 0 && o.postBurst == 0:
+		return o, errors.New("-post-burst must be positive")
+	case o.streamsPer < 0, o.streamsMax < 0:
+		return o, errors.New("-max-streams-per-client and -max-streams must not be negative")
 	}
 	return o, nil
 }
@@ -184,7 +225,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	hub := chat.NewHub(store, chat.HubOptions{
 		QueueSize: o.queue,
 		Render:    views.RenderMessage,
-		OnDeliver: func(n int) { metrics.Deliveries.Add(float64(n)) },
+		OnDeliver: func(m chat.Message, n int) {
+			metrics.Deliveries.Add(float64(n))
+			metrics.FanoutLatency.Observe(time.Since(m.Time).Seconds())
+		},
 		OnDrop: func(room string, queued int) {
 			metrics.Dropped.Inc()
 			logger.LogAttrs(ctx, slog.LevelWarn, "drop slow subscriber", slog.String("room", room), slog.Int("queued", queued))
@@ -196,54 +240,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		WriteTimeout: o.writeTimeout,
 		Snapshot:     o.history,
 		Lifetime:     o.streamLifetime,
+
+		MaxStreamsPerClient: o.streamsPer,
+		MaxStreams:          o.streamsMax,
+		Trusted:             o.trusted,
 	})
+	var draining atomic.Bool
 	handler := handlers.NewServer(handlers.Deps{
 		Logger:   logger,
 		Hub:      hub,
 		Streams:  streams,
 		Metrics:  metrics,
 		Gatherer: reg,
-		Config:   handlers.Config{History: o.history, MaxBody: o.maxBody},
+		Config: handlers.Config{
+			History: o.history, MaxBody: o.maxBody,
+			PostRate: o.postRate, PostBurst: o.postBurst, Trusted: o.trusted,
+		},
 		Health:   health,
+		Draining: draining.Load,
 	})
-
-	ln, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return err
-	}
-	if o.sendBuffer > 0 {
-		ln = &sendBufferListener{Listener: ln, size: o.sendBuffer}
-	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second, // bodies are small; streams read nothing
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	// Open streams never hold a shutdown hostage: end them at once.
-	srv.RegisterOnShutdown(streams.Shutdown)
-
-	fmt.Fprintf(stdout, "hxchat serving on http://%s/\n", ln.Addr())
-	logger.LogAttrs(ctx, slog.LevelInfo, "start", slog.String("addr", ln.Addr().String()), slog.String("store", kind))
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	logger.LogAttrs(context.Background(), slog.LevelInfo, "shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	return nil
+	return serve(ctx, o, logger, handler, streams, &draining, kind, stdout)
 }
 
 // sendBufferListener fixes each connection's kernel send buffer, so the

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,9 @@ import (
 type server struct {
 	url  string
 	stop func() error // cancels run's context and returns run's error
+
+	trOnce sync.Once
+	tr     *http.Transport // shared by posts and health checks
 }
 
 // start runs hxchat on 127.0.0.1:0 with extra flags and waits for /healthz.
@@ -31,7 +35,10 @@ func start(t *testing.T, args ...string) *server {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		err := run(ctx, append([]string{"-addr", "127.0.0.1:0", "-log-level", "warn", "-db", ":memory:"}, args...),
+		err := run(ctx, append([]string{"-addr", "127.0.0.1:0", "-log-level", "warn", "-db", ":memory:",
+			// These tests post and connect from one address far faster
+			// than a person; the limits have tests of their own.
+			"-post-rate", "0", "-max-streams-per-client", "0"}, args...),
 			func(string) string { return "" }, pw, io.Discard)
 		pw.Close()
 		errc <- err
@@ -57,10 +64,11 @@ func start(t *testing.T, args ...string) *server {
 		if err := s.stop(); err != nil {
 			t.Errorf("run: %v", err)
 		}
+		s.transport().CloseIdleConnections()
 	})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		resp, err := http.Get(s.url + "/healthz")
+		resp, err := s.client().Get(s.url + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -74,10 +82,30 @@ func start(t *testing.T, args ...string) *server {
 	}
 }
 
+// transport returns a transport for s: HTTP/2 over TLS (trusting any
+// certificate: the tests use self-signed ones) for https, HTTP/1.1 else.
+func (s *server) transport() *http.Transport {
+	s.trOnce.Do(func() { s.tr = s.newTransport() })
+	return s.tr
+}
+
+// newTransport returns a transport of its own, for streams that are
+// counted or cut one by one.
+func (s *server) newTransport() *http.Transport {
+	tr := &http.Transport{DisableCompression: true}
+	if strings.HasPrefix(s.url, "https://") {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		tr.ForceAttemptHTTP2 = true
+	}
+	return tr
+}
+
+func (s *server) client() *http.Client { return &http.Client{Transport: s.transport()} }
+
 // post sends a plain form post and fails the test unless it got 303.
 func (s *server) post(t testing.TB, room, text string) {
 	t.Helper()
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c := &http.Client{Transport: s.transport(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.PostForm(s.url+"/chat/"+url.PathEscape(room)+"/messages", url.Values{"message": {text}})
 	if err != nil {
 		t.Fatalf("post: %v", err)
@@ -125,7 +153,7 @@ func (s *server) open(t testing.TB, room string, o streamOpts) *stream {
 	if o.lastEventID != "" {
 		req.Header.Set("Last-Event-ID", o.lastEventID)
 	}
-	tr := &http.Transport{DisableCompression: true}
+	tr := s.newTransport()
 	if o.rcvbuf > 0 {
 		d := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
@@ -359,7 +387,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	warm := s.open(t, "leak", streamOpts{after: "0"})
 	warm.next(t, 5*time.Second)
 	warm.close()
-	http.DefaultClient.CloseIdleConnections()
+	s.transport().CloseIdleConnections()
 	base := settledGoroutines(t, -1)
 	for i := range 200 {
 		st := s.open(t, "leak", streamOpts{after: "0"})
@@ -369,7 +397,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		st.close()
 	}
-	http.DefaultClient.CloseIdleConnections()
+	s.transport().CloseIdleConnections()
 	if got := settledGoroutines(t, base); got > base+2 {
 		t.Fatalf("goroutines: %d after 200 cycles, %d before\n%s", got, base, goroutineDump())
 	}
@@ -404,7 +432,7 @@ func goroutineDump() string {
 }
 
 func TestShutdownEndsStreams(t *testing.T) {
-	s := start(t, "-shutdown-timeout", "5s")
+	s := start(t, "-drain-timeout", "5s")
 	const n = 100
 	streams := make([]*stream, n)
 	for i := range streams {
