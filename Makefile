@@ -4,7 +4,7 @@ ADDR    ?= 127.0.0.1:8080
 HTMX    := node_modules/htmx.org/dist
 ASSETS  := static/dist/htmx.min.js static/dist/hx-sse.min.js static/dist/hx-upsert.min.js
 
-.PHONY: run build test check generate assets clean
+.PHONY: run build test check generate assets clean fuzz
 
 run: build
 	./bin/hxchat -addr $(ADDR)
@@ -35,9 +35,20 @@ check: assets
 	  if [ "$$before" != "$$after" ] || [ -n "$$(git diff --name-only -- 'views/*_templ.go')" ]; then \
 	    echo "generated templ files are stale: run make generate and commit"; git diff --stat -- views; exit 1; fi
 
-# Everything: checks, unit, HTTP, loopback end-to-end and browser tests.
+# Everything: checks, unit, HTTP, loopback end-to-end, proxy and browser
+# tests, then a short fuzzing run of each fuzz target.
 test: check
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) --no-print-directory fuzz
+
+# Each fuzz target for FUZZTIME (go test -fuzz takes one target a run).
+FUZZTIME ?= 5s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateRoom$$' -fuzztime $(FUZZTIME) ./chat/
+	$(GO) test -run '^$$' -fuzz '^FuzzNormalizeText$$' -fuzztime $(FUZZTIME) ./chat/
+	$(GO) test -run '^$$' -fuzz '^FuzzCursor$$' -fuzztime $(FUZZTIME) ./handlers/
+	$(GO) test -run '^$$' -fuzz '^FuzzRoomRoute$$' -fuzztime $(FUZZTIME) ./handlers/
+	$(GO) test -run '^$$' -fuzz '^FuzzSSEFraming$$' -fuzztime $(FUZZTIME) ./handlers/
 
 clean:
 	rm -rf bin static/dist/*.js static/dist/*.map

@@ -47,11 +47,11 @@ type envOptions struct {
 }
 
 // newEnv wires the HTTP layer as cmd/hxchat does. opts adjust the defaults
-// (History 50, MaxBody 16 KiB, heartbeat far in the future).
+// (History 50, MaxBody 32 KiB as -max-body, heartbeat far in the future).
 func newEnv(t *testing.T, opts ...func(*envOptions)) *testEnv {
 	t.Helper()
 	o := envOptions{
-		config: Config{History: 50, MaxBody: 16 << 10},
+		config: Config{History: 50, MaxBody: 32 << 10},
 		stream: StreamConfig{Heartbeat: time.Hour, Retry: 2 * time.Second, WriteTimeout: 5 * time.Second},
 	}
 	for _, f := range opts {

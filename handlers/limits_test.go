@@ -196,7 +196,7 @@ func TestPostRateForwardedFor(t *testing.T) {
 func TestPostTooLargeWithRateLimit(t *testing.T) {
 	e := newEnv(t, withPostRate(5, 10))
 	for _, htmx := range []bool{true, false} {
-		w := e.do(postFrom("lobby", strings.Repeat("a", 20<<10), htmx, "192.0.2.1:1", ""))
+		w := e.do(postFrom("lobby", strings.Repeat("a", 40<<10), htmx, "192.0.2.1:1", ""))
 		if got, want := w.Code, http.StatusRequestEntityTooLarge; got != want {
 			t.Fatalf("htmx %v: status %d, want %d", htmx, got, want)
 		}

@@ -96,7 +96,7 @@ func TestPostBadInput(t *testing.T) {
 		{"NUL", "message=a%00b", http.StatusBadRequest, "message contains a control character (U+0000)"},
 		{"Escape", "message=a%1Bb", http.StatusBadRequest, "message contains a control character (U+001B)"},
 		{"BadEncoding", "message=%ZZ", http.StatusBadRequest, "could not be read"},
-		{"OverMaxBody", messageForm(strings.Repeat("a", 20<<10)), http.StatusRequestEntityTooLarge, "too long"},
+		{"OverMaxBody", messageForm(strings.Repeat("a", 40<<10)), http.StatusRequestEntityTooLarge, "too long"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

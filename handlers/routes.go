@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -82,7 +83,31 @@ func addRoutes(r chi.Router, d Deps) {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		renderError(w, r, http.StatusNotFound, "Not found", "There is no page at this address.")
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		renderError(w, r, http.StatusMethodNotAllowed, "Method not allowed", r.Method+" is not allowed here.")
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		// RFC 9110 15.5.6: a 405 must list the allowed methods. chi only
+		// sets Allow in its default handler, not in a custom one.
+		if allow := allowedMethods(r, req); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		renderError(w, req, http.StatusMethodNotAllowed, "Method not allowed", req.Method+" is not allowed here.")
 	})
+}
+
+// allowedMethods lists the methods routes serves at req's path, for the
+// Allow header of a 405. HEAD is served wherever GET is (middleware.GetHead).
+func allowedMethods(routes chi.Routes, req *http.Request) string {
+	path := req.URL.RawPath
+	if path == "" {
+		path = req.URL.Path
+	}
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		if routes.Match(chi.NewRouteContext(), m, path) {
+			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
+		}
+	}
+	return strings.Join(allow, ", ")
 }

@@ -97,7 +97,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.retention, "retention", 0, "messages kept per room (0: the store's default, 1000 in memory, 10000 in SQLite and Redis)")
 	fs.IntVar(&o.maxRooms, "max-rooms", chat.DefaultMaxRooms, "rooms kept in memory; the least recently used is forgotten beyond it")
 	fs.IntVar(&o.history, "history", 50, "recent messages shown on a room page")
-	fs.Int64Var(&o.maxBody, "max-body", 16<<10, "largest accepted POST body in bytes")
+	fs.Int64Var(&o.maxBody, "max-body", 32<<10, "largest accepted POST body in bytes") // 2000 4-byte characters form-encode to 24000 bytes
 	fs.Float64Var(&o.postRate, "post-rate", 5, "posts a second one client address may make on average; more get 429 (0: no limit)")
 	fs.IntVar(&o.postBurst, "post-burst", 10, "posts one client address may make in a row before -post-rate applies")
 	fs.IntVar(&o.streamsPer, "max-streams-per-client", 32, "streams one client address may hold open; more get 503 (0: no limit)")
