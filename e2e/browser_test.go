@@ -51,8 +51,8 @@ type browser struct {
 }
 
 // newBrowser starts a headless Chromium with a fresh profile and stops it
-// in t.Cleanup.
-func newBrowser(t *testing.T) *browser {
+// in t.Cleanup. extra adds command-line options.
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	path := findBrowser(t)
 	var out lockedBuffer
@@ -70,6 +70,7 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.WindowSize(1024, 768),
 		chromedp.CombinedOutput(&out),
 	)
+	opts = append(opts, extra...)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {
@@ -118,6 +119,7 @@ type window struct {
 type windowOption func(*windowSettings)
 
 type windowSettings struct {
+	shared   bool
 	noScript bool
 	width    int64
 	height   int64
@@ -126,6 +128,11 @@ type windowSettings struct {
 // withoutJavaScript turns script execution off in the window, as a
 // browser with JavaScript disabled.
 func withoutJavaScript() windowOption { return func(s *windowSettings) { s.noScript = true } }
+
+// sharedProfile opens the window as another tab of the browser's default
+// profile, sharing its connections (and their per-site limits) with the
+// other shared tabs, as tabs of one person's browser do.
+func sharedProfile() windowOption { return func(s *windowSettings) { s.shared = true } }
 
 // withViewport sets the window's viewport size in CSS pixels.
 func withViewport(width, height int64) windowOption {
@@ -141,7 +148,11 @@ func (b *browser) newWindow(name string, opts ...windowOption) *window {
 		o(&set)
 	}
 	w := &window{t: t, name: name}
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(w.listen))
+	copts := []chromedp.ContextOption{chromedp.WithListener(w.listen)}
+	if !set.shared {
+		copts = append(copts, chromedp.WithNewBrowserContext())
+	}
+	ctx, cancel := chromedp.NewContext(b.ctx, copts...)
 	w.ctx = ctx
 	t.Cleanup(func() {
 		w.checkConsole()

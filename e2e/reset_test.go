@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"errors"
-	"net"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,17 +42,6 @@ func TestStoreResetReplacesTheLog(t *testing.T) {
 	if got := eval[[]string](w, jsMsgIDs); strings.Join(got, " ") != "msg-0-reset msg-1 msg-2" {
 		t.Errorf("log ids = %q, want the reset notice, msg-1, msg-2", got)
 	}
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
 // stopProcess sends SIGTERM and waits until the process is gone (startServer

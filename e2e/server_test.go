@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,6 +53,13 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
+// testClient talks to the servers, trusting the self-signed certificates
+// of -tls-self-signed.
+var testClient = &http.Client{Transport: &http.Transport{
+	TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+	ForceAttemptHTTP2: true,
+}}
+
 // server is one running hxchat process.
 type server struct {
 	URL string // "http://127.0.0.1:PORT", without a trailing slash
@@ -78,7 +86,10 @@ func startServer(t testing.TB, args ...string) *server {
 	var stderr lockedBuffer
 	// The default store, SQLite, on a file of this test's own.
 	db := filepath.Join(t.TempDir(), "hxchat.db")
-	cmd := exec.Command(binary, append([]string{"-addr", "127.0.0.1:0", "-heartbeat", "1s", "-db", db}, args...)...)
+	// Tests post and connect from one address far faster than a person
+	// would: the per-client limits are off unless a test turns them on.
+	base := []string{"-addr", "127.0.0.1:0", "-heartbeat", "1s", "-db", db, "-post-rate", "0", "-max-streams-per-client", "0"}
+	cmd := exec.Command(binary, append(base, args...)...)
 	cmd.Stdout = stdout
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -124,7 +135,7 @@ func startServer(t testing.TB, args ...string) *server {
 	defer cancel()
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/healthz", nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testClient.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
