@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,15 @@ type HubOptions struct {
 	// OnDeliver, if set, is called after each fan-out with the message
 	// and the number of subscribers it was queued for.
 	OnDeliver func(m Message, n int)
+	// Presence keeps who is in which room. Unset, it is the store's own
+	// when the store is a PresenceKeeper, else a LocalPresence.
+	Presence Presence
+	// RenderPresence renders a room's member list once per change (unset:
+	// updates carry no HTML).
+	RenderPresence PresenceRenderFunc
+	// OnPresenceError, if set, is called when a room's members could not
+	// be read.
+	OnPresenceError func(room string, err error)
 }
 
 // Hub groups subscribers by room and fans each posted message out to every
@@ -48,6 +58,8 @@ type Hub struct {
 	store Store
 	feed  Feed // nil for a single-node store
 	opts  HubOptions
+
+	presence *hubPresence // broadcasts member lists; see hub_presence.go
 
 	mu    sync.RWMutex
 	rooms map[string]map[*Subscription]struct{}
@@ -74,6 +86,14 @@ func NewHub(store Store, opts HubOptions) *Hub {
 		opts.Render = func(m Message) ([]byte, error) { return []byte(m.Text), nil }
 	}
 	h := &Hub{store: store, opts: opts, rooms: make(map[string]map[*Subscription]struct{})}
+	if opts.Presence == nil {
+		if k, ok := store.(PresenceKeeper); ok {
+			opts.Presence = k.Presence()
+		} else {
+			opts.Presence = NewLocalPresence()
+		}
+	}
+	h.presence = newHubPresence(opts.Presence, opts.RenderPresence)
 	if f, ok := store.(Feed); ok {
 		h.feed = f
 		h.watches = make(map[string]*watch)
@@ -87,15 +107,23 @@ func (h *Hub) Store() Store { return h.store }
 // Render renders m with the hub's RenderFunc.
 func (h *Hub) Render(m Message) ([]byte, error) { return h.opts.Render(m) }
 
-// Post validates text, appends the message to the store and, once it is
-// stored, queues it for every subscriber of room. It returns the stored
-// message. Invalid input returns an error wrapping ErrInvalid and stores
-// nothing.
-func (h *Hub) Post(ctx context.Context, room, author, text string) (Message, error) {
+// Post validates room, author and text, appends the message to the store
+// and, once it is stored, queues it for every subscriber of room. It returns
+// the stored message. Invalid input (author.Name must pass NormalizeName,
+// author.Key must be lower-case hex) returns an error wrapping ErrInvalid
+// and stores nothing.
+func (h *Hub) Post(ctx context.Context, room string, author Author, text string) (Message, error) {
 	if err := ValidateRoom(room); err != nil {
 		return Message{}, err
 	}
-	text, err := NormalizeText(text)
+	name, err := NormalizeName(author.Name)
+	if err != nil {
+		return Message{}, fmt.Errorf("author: %w", err)
+	}
+	if !validAuthorKey(author.Key) {
+		return Message{}, invalid("author key is not up to %d lower-case hex digits", MaxAuthorKeyLen)
+	}
+	text, err = NormalizeText(text)
 	if err != nil {
 		return Message{}, err
 	}
@@ -105,7 +133,7 @@ func (h *Hub) Post(ctx context.Context, room, author, text string) (Message, err
 	// Once handed to the store, the append runs to its end even if the
 	// poster goes away: a message stored but never fanned out would reach
 	// live subscribers only at their next gap. Stores bound their own time.
-	m, err := h.store.Append(context.WithoutCancel(ctx), Message{Room: room, Author: author, Text: text, Time: h.opts.Now().UTC()})
+	m, err := h.store.Append(context.WithoutCancel(ctx), Message{Room: room, Author: name, AuthorKey: author.Key, Text: text, Time: h.opts.Now().UTC()})
 	if err != nil {
 		return Message{}, fmt.Errorf("post to %q: %w", room, err)
 	}
@@ -165,6 +193,9 @@ func (h *Hub) Subscribe(room string) *Subscription {
 		c:       make(chan *Delivery, h.opts.QueueSize),
 		dropped: make(chan struct{}),
 	}
+	// One slot: a member list not yet taken is replaced by a newer one.
+	s.presence = make(chan *PresenceUpdate, 1)
+	s.presenceFresh.Store(true)
 	h.mu.Lock()
 	subs := h.rooms[room]
 	if subs == nil {
@@ -174,6 +205,7 @@ func (h *Hub) Subscribe(room string) *Subscription {
 	subs[s] = struct{}{}
 	h.mu.Unlock()
 	h.watch(room)
+	h.watchPresence(room)
 	return s
 }
 
@@ -195,6 +227,7 @@ func (h *Hub) watch(room string) {
 
 // unwatch drops a reference, stopping the feed subscription with the last.
 func (h *Hub) unwatch(room string) {
+	h.unwatchPresence(room)
 	if h.feed == nil {
 		return
 	}
@@ -242,6 +275,9 @@ type Subscription struct {
 	c       chan *Delivery
 	dropped chan struct{}
 	once    sync.Once
+
+	presence      chan *PresenceUpdate
+	presenceFresh atomic.Bool // no member list was queued yet
 }
 
 // C returns the channel deliveries arrive on.

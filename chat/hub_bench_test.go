@@ -65,7 +65,7 @@ func BenchmarkFanout100x1000(b *testing.B) {
 		iterations++
 		round.Add(subscribers)
 		for range posts {
-			if _, err := h.Post(ctx, "lobby", "alice", text); err != nil {
+			if _, err := h.Post(ctx, "lobby", chat.Author{Name: "alice", Key: "a11ce0000000"}, text); err != nil {
 				b.Fatalf("Post: %v", err)
 			}
 		}
@@ -124,7 +124,7 @@ func BenchmarkPost(b *testing.B) {
 	b.ReportAllocs()
 	var posted int64
 	for b.Loop() {
-		if _, err := h.Post(ctx, "lobby", "alice", "the quick brown fox jumps over the lazy dog"); err != nil {
+		if _, err := h.Post(ctx, "lobby", chat.Author{Name: "alice", Key: "a11ce0000000"}, "the quick brown fox jumps over the lazy dog"); err != nil {
 			b.Fatalf("Post: %v", err)
 		}
 		posted++

@@ -76,7 +76,7 @@ func TestHubWithFeedDeliversOnceThroughTheFeed(t *testing.T) {
 	if starts, _ := store.counts(); starts != 1 {
 		t.Fatalf("feed watches started = %d, want 1 shared by both subscribers", starts)
 	}
-	if _, err := hub.Post(t.Context(), "room", "ann", "hello"); err != nil {
+	if _, err := hub.Post(t.Context(), "room", chat.Author{Name: "ann"}, "hello"); err != nil {
 		t.Fatal(err)
 	}
 	// Another node's message arrives through the feed only.
@@ -116,7 +116,7 @@ func TestHubWithFeedStopsWatchAfterDrop(t *testing.T) {
 	hub := chat.NewHub(store, chat.HubOptions{QueueSize: 1})
 	slow := hub.Subscribe("room")
 	for range 3 {
-		if _, err := hub.Post(t.Context(), "room", "ann", "x"); err != nil {
+		if _, err := hub.Post(t.Context(), "room", chat.Author{Name: "ann"}, "x"); err != nil {
 			t.Fatal(err)
 		}
 	}

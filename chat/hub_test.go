@@ -40,6 +40,9 @@ func noDelivery(t *testing.T, sub *chat.Subscription) {
 	}
 }
 
+// alice is the author of most test posts.
+var alice = chat.Author{Name: "alice", Key: "a11ce0000000"}
+
 // post calls h.Post with t.Context(), failing the test if it has not
 // returned within wait: Post must never wait on a subscriber.
 func post(t *testing.T, h *chat.Hub, room, author, text string) (chat.Message, error) {
@@ -50,7 +53,7 @@ func post(t *testing.T, h *chat.Hub, room, author, text string) (chat.Message, e
 	}
 	done := make(chan result, 1)
 	go func() {
-		m, err := h.Post(t.Context(), room, author, text)
+		m, err := h.Post(t.Context(), room, chat.Author{Name: author}, text)
 		done <- result{m, err}
 	}()
 	select {
@@ -259,7 +262,7 @@ func TestHubPostCancelled(t *testing.T) {
 	sub := subscribe(t, h, "lobby")
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if m, err := h.Post(ctx, "lobby", "alice", "hi"); !errors.Is(err, context.Canceled) {
+	if m, err := h.Post(ctx, "lobby", alice, "hi"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Post with a cancelled context = (%+v, %v), want an error wrapping context.Canceled", m, err)
 	}
 	noDelivery(t, sub)
@@ -440,7 +443,7 @@ func TestHubDropOnceUnderConcurrentPosts(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			for range each {
-				if _, err := h.Post(t.Context(), "lobby", "alice", "hi"); err != nil {
+				if _, err := h.Post(t.Context(), "lobby", alice, "hi"); err != nil {
 					t.Errorf("Post: %v", err)
 					return
 				}
@@ -508,7 +511,7 @@ func TestHubDropReportedOnceWhenPostsRace(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
-			if _, err := h.Post(t.Context(), "lobby", "alice", "overflows"); err != nil {
+			if _, err := h.Post(t.Context(), "lobby", alice, "overflows"); err != nil {
 				t.Errorf("Post: %v", err)
 			}
 		})
@@ -570,7 +573,7 @@ func TestHubPostNeverBlocks(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		for i := range posts {
-			if _, err := h.Post(t.Context(), []string{"a", "b"}[i%2], "alice", "hi"); err != nil {
+			if _, err := h.Post(t.Context(), []string{"a", "b"}[i%2], alice, "hi"); err != nil {
 				done <- err
 				return
 			}
@@ -665,7 +668,7 @@ func TestHubConcurrentPosters(t *testing.T) {
 	for p := range posters {
 		posting.Go(func() {
 			for i := range each {
-				if _, err := h.Post(t.Context(), "lobby", fmt.Sprintf("poster-%d", p), fmt.Sprintf("%d/%d", p, i)); err != nil {
+				if _, err := h.Post(t.Context(), "lobby", chat.Author{Name: fmt.Sprintf("poster-%d", p)}, fmt.Sprintf("%d/%d", p, i)); err != nil {
 					errs <- err
 				}
 			}

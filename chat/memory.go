@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"fmt"
@@ -29,6 +30,7 @@ type MemoryStore struct {
 	// comes back continues after it, so no seq of a room is handed out
 	// twice: readers holding an older cursor see a trim, not old news.
 	evictedLast int64
+	secret      []byte // created by the first Secret call
 }
 
 // MemoryOption configures a MemoryStore.
@@ -43,7 +45,10 @@ func WithMaxRooms(n int) MemoryOption {
 	}
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store        = (*MemoryStore)(nil)
+	_ SecretKeeper = (*MemoryStore)(nil)
+)
 
 // memRoom is a ring of the newest messages: msgs[(seq-base-1) % retention]
 // holds seq.
@@ -151,6 +156,23 @@ func (s *MemoryStore) Recent(ctx context.Context, room string, n int) ([]Message
 		out = append(out, r.at(seq, s.retention))
 	}
 	return out, nil
+}
+
+// Secret implements SecretKeeper: a random secret made by the first call,
+// the same for the life of the store (and lost with it).
+func (s *MemoryStore) Secret(ctx context.Context) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("secret: %w", ErrClosed)
+	}
+	if s.secret == nil {
+		s.secret = NewSecret()
+	}
+	return bytes.Clone(s.secret), nil
 }
 
 // Close implements Store.

@@ -26,13 +26,16 @@ var ErrInvalid = errors.New("invalid input")
 var ErrClosed = errors.New("closed")
 
 // Message is one chat message. Seq is its position in its room: 1, 2, 3…
-// with no gaps, assigned by the Store when the message is appended.
+// with no gaps, assigned by the Store when the message is appended. Author
+// is the display name shown on it, AuthorKey the author's public key (see
+// Author.Key; empty for messages stored before people had keys).
 type Message struct {
-	Room   string
-	Seq    int64
-	Author string
-	Text   string
-	Time   time.Time
+	Room      string
+	Seq       int64
+	Author    string
+	AuthorKey string
+	Text      string
+	Time      time.Time
 }
 
 // invalid wraps ErrInvalid with a reason a person can read.

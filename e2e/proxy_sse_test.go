@@ -131,7 +131,8 @@ func (v *viaProxy) events(t testing.TB, room, lastID string) *sseClient {
 // readEvents parses an event stream from r until it ends, calling event for
 // each message event, comment for each comment line and retry for each
 // retry field. It returns the read error: io.EOF when the stream ended
-// cleanly. An event cut off by the end of the stream is not dispatched.
+// cleanly. An event cut off by the end of the stream is not dispatched, nor
+// is a presence event (a member list, not a message).
 func readEvents(r io.Reader, event func(sseEvent), comment func(), retry func(time.Duration)) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var ev sseEvent
@@ -145,7 +146,9 @@ func readEvents(r io.Reader, event func(sseEvent), comment func(), retry func(ti
 		if line == "" {
 			if data != nil {
 				ev.Data = strings.Join(data, "\n")
-				event(ev)
+				if !isPresence(ev.Data) {
+					event(ev)
+				}
 			}
 			ev, data = sseEvent{}, nil
 			continue

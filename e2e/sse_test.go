@@ -15,12 +15,20 @@ type sseEvent struct {
 	Data string
 }
 
-// sseClient reads one stream's events into a channel.
+// sseClient reads one stream's events into a channel: message events into
+// Events, presence events (member lists) into Presence.
 type sseClient struct {
-	Events chan sseEvent
-	Pings  chan struct{}
-	Done   chan error
-	cancel context.CancelFunc
+	Events   chan sseEvent
+	Presence chan sseEvent
+	Pings    chan struct{}
+	Done     chan error
+	cancel   context.CancelFunc
+}
+
+// isPresence reports whether an event's data is a presence event's: a
+// member list for #presence rather than a message.
+func isPresence(data string) bool {
+	return strings.HasPrefix(data, `<hx-partial hx-target="#presence"`)
 }
 
 // openSSE opens url (with Last-Event-ID when lastID is not empty) and reads
@@ -44,7 +52,7 @@ func openSSE(t testing.TB, url, lastID string) *sseClient {
 		cancel()
 		t.Fatalf("open %s: status %d", url, resp.StatusCode)
 	}
-	c := &sseClient{Events: make(chan sseEvent, 100000), Pings: make(chan struct{}, 1000), Done: make(chan error, 1), cancel: cancel}
+	c := &sseClient{Events: make(chan sseEvent, 100000), Presence: make(chan sseEvent, 1000), Pings: make(chan struct{}, 1000), Done: make(chan error, 1), cancel: cancel}
 	t.Cleanup(c.Close)
 	go func() {
 		defer resp.Body.Close()
@@ -62,7 +70,14 @@ func openSSE(t testing.TB, url, lastID string) *sseClient {
 			case line == "":
 				if data != nil {
 					ev.Data = strings.Join(data, "\n")
-					c.Events <- ev
+					if isPresence(ev.Data) {
+						select {
+						case c.Presence <- ev:
+						default: // nobody reads them: drop
+						}
+					} else {
+						c.Events <- ev
+					}
 				}
 				ev, data = sseEvent{}, nil
 			case strings.HasPrefix(line, ":"):

@@ -21,6 +21,7 @@ package handlers
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -44,6 +45,8 @@ type Subscriber interface {
 	Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error)
 	Recent(ctx context.Context, room string, n int) ([]chat.Message, error)
 	Render(chat.Message) ([]byte, error)
+	// Join marks a member present in a room until leave is called.
+	Join(room string, m chat.Member) (leave func())
 }
 
 // StreamConfig holds the SSE endpoint's timings.
@@ -243,6 +246,15 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	id := strconv.FormatUint(s.nextID.Add(1), 10)
+	// An open stream is a person in the room: present while it lasts.
+	// A request without a key (no identity) counts as a person of its own.
+	who := PersonFrom(r.Context())
+	member := chat.Member{Key: who.Key, Name: who.DisplayName()}
+	if member.Key == "" {
+		member.Key = "stream-" + crand.Text()
+	}
+	defer s.hub.Join(room, member)()
+
 	ready := make(chan struct{})
 	s.ready.Store(id, ready)
 	defer s.ready.Delete(id)
@@ -362,6 +374,8 @@ func (p *pump) run(ready <-chan struct{}, sub *chat.Subscription, cancel context
 			return
 		case <-heartbeat.C:
 			p.s.srv.Publish(p.id, &sse.Event{Comment: []byte("ping")})
+		case u := <-sub.Presence():
+			p.sendPresence(u.HTML)
 		case d := <-sub.C():
 			if d.Seq <= p.last {
 				continue // already sent from the store
@@ -445,6 +459,20 @@ func (p *pump) send(seq int64, html []byte) {
 		Data: normalizeNewlines(html),
 	})
 	p.last = seq
+}
+
+// sendPresence publishes a room's member list: an unnamed event, so htmx
+// swaps it, whose data is a partial aimed at #presence. Its id is the newest
+// seq sent, never empty: r3labs always writes the id field, and an empty one
+// would reset the browser's Last-Event-ID.
+func (p *pump) sendPresence(html []byte) {
+	if len(html) == 0 {
+		return
+	}
+	p.s.srv.Publish(p.id, &sse.Event{
+		ID:   []byte(strconv.FormatInt(p.last, 10)),
+		Data: normalizeNewlines(html),
+	})
 }
 
 func (p *pump) fail(err error) {

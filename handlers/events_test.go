@@ -93,7 +93,7 @@ func TestEventsReplay(t *testing.T) {
 			}
 			for _, ev := range evs {
 				seq, _ := strconv.Atoi(ev.ID)
-				prefix := fmt.Sprintf(`<li id="msg-%d" class="msg">`, seq)
+				prefix := fmt.Sprintf(`<li id="msg-%d" class="msg" data-author="%s">`, seq, tester.Key)
 				if len(ev.Data) == 0 || !strings.HasPrefix(ev.Data[0], prefix) {
 					t.Errorf("event %s: data %q, want it to start with %q", ev.ID, ev.Data, prefix)
 				}
@@ -145,7 +145,7 @@ func TestEventsNoGapsNoDuplicates(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := range n {
-			if _, err := e.hub.Post(t.Context(), "lobby", "anonymous", fmt.Sprintf("m%d", i+1)); err != nil {
+			if _, err := e.hub.Post(t.Context(), "lobby", tester, fmt.Sprintf("m%d", i+1)); err != nil {
 				t.Errorf("post %d: %v", i+1, err)
 				return
 			}
@@ -222,7 +222,7 @@ func TestEventsFillsGaps(t *testing.T) {
 		t.Fatalf("first id %q, want 1", ev.ID)
 	}
 	// Message 2 is stored, but its fan-out comes only after message 3's.
-	late, err := e.store.Append(t.Context(), chat.Message{Room: "lobby", Author: "anonymous", Text: "message 2", Time: time.Now()})
+	late, err := e.store.Append(t.Context(), chat.Message{Room: "lobby", Author: tester.Name, AuthorKey: tester.Key, Text: "message 2", Time: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestEventsHeartbeat(t *testing.T) {
 		if err != nil {
 			t.Fatalf("waiting for a heartbeat: %v", err)
 		}
-		if ev.HasID || len(ev.Data) > 0 {
+		if (ev.HasID || len(ev.Data) > 0) && !ev.isPresence() {
 			t.Fatalf("unexpected event %q", ev.Lines)
 		}
 		if slices.Equal(ev.Lines, []string{": ping"}) {
@@ -404,7 +404,7 @@ func TestEventsShutdown(t *testing.T) {
 	for {
 		ev, err := rd.next()
 		if err == nil {
-			if ev.HasID {
+			if ev.HasID && !ev.isPresence() {
 				t.Errorf("event %q after shutdown", ev.Lines)
 			}
 			continue

@@ -38,9 +38,9 @@ func newFuzzEnv(tb testing.TB, config Config) *testEnv {
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
 	store := chat.NewMemoryStore(0)
-	hub := chat.NewHub(store, chat.HubOptions{Render: views.RenderMessage})
+	hub := chat.NewHub(store, chat.HubOptions{Render: views.RenderMessage, RenderPresence: views.RenderPresence})
 	streams := NewStreams(logger, hub, metrics, StreamConfig{Heartbeat: time.Hour, Retry: 2 * time.Second, WriteTimeout: 5 * time.Second})
-	handler := NewServer(Deps{Logger: logger, Hub: hub, Streams: streams, Metrics: metrics, Gatherer: reg, Config: config})
+	handler := NewServer(Deps{Logger: logger, Hub: hub, Streams: streams, Metrics: metrics, Gatherer: reg, Config: config, Secret: testSecret})
 	tb.Cleanup(func() {
 		streams.Shutdown()
 		_ = store.Close()
@@ -283,8 +283,8 @@ func FuzzSSEFraming(f *testing.F) {
 		}
 
 		var fr frame
-		for fr = next(t); !fr.ev.HasID; fr = next(t) {
-			if len(fr.ev.Data) > 0 {
+		for fr = next(t); !fr.ev.HasID || fr.ev.isPresence(); fr = next(t) {
+			if len(fr.ev.Data) > 0 && !fr.ev.isPresence() {
 				t.Fatalf("data without id: %q", fr.ev.Lines)
 			}
 		}

@@ -67,7 +67,7 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *testEnv {
 	if o.store != nil {
 		hubStore = o.store(store)
 	}
-	hub := chat.NewHub(hubStore, chat.HubOptions{Render: views.RenderMessage})
+	hub := chat.NewHub(hubStore, chat.HubOptions{Render: views.RenderMessage, RenderPresence: views.RenderPresence})
 	var sub Subscriber = hub
 	if o.subscriber != nil {
 		sub = o.subscriber(hub)
@@ -81,6 +81,7 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *testEnv {
 		Gatherer: reg,
 		Config:   o.config,
 		Health:   o.health,
+		Secret:   testSecret,
 	})
 	t.Cleanup(func() {
 		streams.Shutdown()
@@ -117,10 +118,16 @@ func (e *testEnv) get(target string) *httptest.ResponseRecorder {
 	return e.do(httptest.NewRequest(http.MethodGet, target, nil))
 }
 
+// testSecret signs the identity cookies of the test servers.
+var testSecret = []byte("handlers test secret, 32 bytes!!")
+
+// tester is the author of the messages tests post through the hub.
+var tester = chat.Author{Name: "tester", Key: "7e57e57e57e5"}
+
 // post stores text in room through the hub, failing the test on error.
 func (e *testEnv) post(t *testing.T, room, text string) chat.Message {
 	t.Helper()
-	m, err := e.hub.Post(t.Context(), room, "anonymous", text)
+	m, err := e.hub.Post(t.Context(), room, tester, text)
 	if err != nil {
 		t.Fatalf("hub.Post(%q, %q): %v", room, text, err)
 	}
@@ -301,8 +308,8 @@ func (r *sseReader) next() (sseEvent, error) {
 	}
 }
 
-// nextMessage returns the next block with an id (a message event),
-// skipping comments and other blocks.
+// nextMessage returns the next block with an id that is not a presence
+// event (a message event), skipping comments and other blocks.
 func (r *sseReader) nextMessage(t *testing.T) sseEvent {
 	t.Helper()
 	for {
@@ -310,10 +317,19 @@ func (r *sseReader) nextMessage(t *testing.T) sseEvent {
 		if err != nil {
 			t.Fatalf("waiting for a message event: %v", err)
 		}
-		if ev.HasID {
+		if ev.HasID && !ev.isPresence() {
 			return ev
 		}
 	}
+}
+
+// presencePrefix starts the data of every presence event.
+const presencePrefix = `<hx-partial hx-target="#presence"`
+
+// isPresence reports whether the block is a presence event (a member list
+// for #presence) rather than a message.
+func (e sseEvent) isPresence() bool {
+	return len(e.Data) > 0 && strings.HasPrefix(e.Data[0], presencePrefix)
 }
 
 // messagesUntil reads message events until one has id last, and returns

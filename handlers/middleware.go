@@ -10,8 +10,9 @@ import (
 )
 
 // contentSecurityPolicy allows only this origin's scripts and styles, and no
-// inline script or style at all.
-const contentSecurityPolicy = "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
+// inline script or style at all. Pages may be framed by this origin only:
+// the room page frames its own log when JavaScript is off.
+const contentSecurityPolicy = "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'; object-src 'none'"
 
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -19,7 +20,7 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
-		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Frame-Options", "SAMEORIGIN") // frame-ancestors for browsers without CSP 2
 		next.ServeHTTP(w, r)
 	})
 }

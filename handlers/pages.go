@@ -39,20 +39,21 @@ func roomParam(r *http.Request) (string, error) {
 	return room, nil
 }
 
-func handleIndex() http.HandlerFunc {
+// handleIndex shows the room form, the name form and the active rooms.
+func handleIndex(logger *slog.Logger, lobby Lobby) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		render(w, r, http.StatusOK, views.Index("", ""))
+		render(w, r, http.StatusOK, views.Index("", "", nameState(r), roomsState(r, logger, lobby)))
 	}
 }
 
 // handleRoomQuery turns the index form's ?room=NAME into a redirect to the
 // room, or shows the index again with what is wrong with the name.
-func handleRoomQuery(m *Metrics) http.HandlerFunc {
+func handleRoomQuery(logger *slog.Logger, lobby Lobby, m *Metrics) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		room := strings.TrimSpace(r.URL.Query().Get("room"))
 		if err := chat.ValidateRoom(room); err != nil {
 			m.rejected("bad_room")
-			render(w, r, statusOf(err), views.Index(strings.ToValidUTF8(room, "\uFFFD"), chat.Reason(err)))
+			render(w, r, statusOf(err), views.Index(strings.ToValidUTF8(room, "\uFFFD"), chat.Reason(err), nameState(r), roomsState(r, logger, lobby)))
 			return
 		}
 		http.Redirect(w, r, views.RoomURL(room), http.StatusSeeOther)
@@ -70,15 +71,21 @@ func handleRoom(logger *slog.Logger, history Historian, n int) http.HandlerFunc 
 	}
 }
 
-// renderRoom renders the room page with form in the given state.
+// renderRoom renders the room page with form in the given state, for the
+// person making r.
 func renderRoom(w http.ResponseWriter, r *http.Request, logger *slog.Logger, history Historian, n int, room string, status int, form views.FormState) {
+	renderRoomWith(w, r, logger, history, n, room, status, form, nameState(r))
+}
+
+// renderRoomWith is renderRoom with the name form in the given state.
+func renderRoomWith(w http.ResponseWriter, r *http.Request, logger *slog.Logger, history Historian, n int, room string, status int, form views.FormState, name views.NameState) {
 	msgs, err := history.Recent(r.Context(), room, n)
 	if err != nil {
 		logger.LogAttrs(r.Context(), slog.LevelError, "load history", slog.String("room", room), slog.Any("err", err))
 		renderError(w, r, statusOf(err), "History unavailable", publicReason(err))
 		return
 	}
-	render(w, r, status, views.Room(room, msgs, form))
+	render(w, r, status, views.Room(room, msgs, form, name, presentFor(r, logger, history, room)))
 }
 
 // render writes a component as an HTML response with status.

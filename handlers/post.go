@@ -13,17 +13,16 @@ import (
 
 // Poster posts a message to a room.
 type Poster interface {
-	Post(ctx context.Context, room, author, text string) (chat.Message, error)
+	Post(ctx context.Context, room string, author chat.Author, text string) (chat.Message, error)
 }
 
 // Hub is what the pages and the POST handler use of the chat hub.
 type Hub interface {
 	Poster
 	Historian
+	Lobby
+	Roster
 }
-
-// anonymous is every author until people can pick a name.
-const anonymous = "anonymous"
 
 // handlePost stores a message. An htmx request gets a fresh, empty form
 // fragment; a plain form post is redirected back to the room (post,
@@ -69,7 +68,7 @@ func handlePost(logger *slog.Logger, hub Hub, m *Metrics, cfg Config) http.Handl
 			return
 		}
 		text := r.PostForm.Get("message")
-		if _, err := hub.Post(r.Context(), room, anonymous, text); err != nil {
+		if _, err := hub.Post(r.Context(), room, PersonFrom(r.Context()).Author(), text); err != nil {
 			status := statusOf(err)
 			if status >= 500 {
 				m.StoreErrors.WithLabelValues("append").Inc()

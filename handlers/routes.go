@@ -4,6 +4,7 @@
 package handlers
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,8 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hxchat/hxchat/views"
 )
 
 // Config holds the HTTP layer's limits.
@@ -42,10 +45,20 @@ type Deps struct {
 	// Draining, if set, reports that the server is shutting down; /healthz
 	// then answers 503 so load balancers stop sending clients here.
 	Draining func() bool
+	// Secret signs identity cookies (at least MinSecretLen bytes). Every
+	// node serving the same people must have the same one.
+	Secret []byte
 }
 
-// NewServer returns the handler serving every hxchat URL.
+// MinSecretLen is the shortest Deps.Secret NewServer accepts.
+const MinSecretLen = 16
+
+// NewServer returns the handler serving every hxchat URL. It panics when
+// d.Secret is shorter than MinSecretLen.
 func NewServer(d Deps) http.Handler {
+	if len(d.Secret) < MinSecretLen {
+		panic(fmt.Sprintf("handlers: Deps.Secret is %d bytes long, want at least %d", len(d.Secret), MinSecretLen))
+	}
 	r := chi.NewRouter()
 	r.Use(recoverer(d.Logger), requestLog(d.Logger), middleware.GetHead)
 	addRoutes(r, d)
@@ -67,14 +80,21 @@ var compressible = []string{"text/html", "text/css", "text/javascript", "applica
 
 // addRoutes lists every URL hxchat serves.
 func addRoutes(r chi.Router, d Deps) {
+	// Pages, posts and streams know who asks (PersonFrom); static files,
+	// health and metrics do not, and set no cookie.
+	id := identify(d.Secret)
 	// The stream stays outside every buffering or timeout middleware.
-	r.Method(http.MethodGet, "/chat/{room}/events", d.Streams)
+	r.With(id).Method(http.MethodGet, "/chat/{room}/events", d.Streams)
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.Compress(5, compressible...))
-		r.Get("/", handleIndex())
-		r.Get("/chat/", handleRoomQuery(d.Metrics))
-		r.Get("/chat/{room}/", handleRoom(d.Logger, d.Hub, d.Config.History))
-		r.With(observe(d.Metrics.PostDuration)).Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config))
+		r.With(id).Get("/", handleIndex(d.Logger, d.Hub))
+		r.With(id).Get("/chat/", handleRoomQuery(d.Logger, d.Hub, d.Metrics))
+		r.Get(views.RoomsURL, handleRooms(d.Logger, d.Hub))
+		r.With(id).Get("/chat/{room}/", handleRoom(d.Logger, d.Hub, d.Config.History))
+		r.With(id).Get("/chat/{room}/log", handleLog(d.Logger, d.Hub, d.Config.History))
+		r.With(id, observe(d.Metrics.PostDuration)).Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config))
+		r.With(id).Post(views.NameURL, handleName(d.Logger, d.Hub, d.Config, d.Secret))
+		r.With(id).Get("/me.css", handleMeCSS())
 		r.Get("/static/*", handleStatic())
 		r.Get("/favicon.ico", handleFavicon())
 		r.Get("/healthz", handleHealth(d.Logger, d.Health, d.Draining))

@@ -11,7 +11,7 @@ import (
 	"sync"
 )
 
-//go:embed app.css favicon.svg all:dist
+//go:embed app.css noscript.css favicon.svg all:dist
 var files embed.FS
 
 // FS returns the embedded files, rooted at this folder.

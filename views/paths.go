@@ -20,3 +20,7 @@ func EventsURL(room string, after int64) string {
 // MessageID is the element id of a message in the log; the log upserts on it
 // so a message delivered twice is shown once.
 func MessageID(seq int64) string { return "msg-" + strconv.FormatInt(seq, 10) }
+
+// LogURL is the room's log as a self-refreshing page, for browsers without
+// JavaScript.
+func LogURL(room string) string { return RoomURL(room) + "log" }

@@ -344,6 +344,7 @@ func (s *Store) watched(ch string) *room {
 type liveMessage struct {
 	Seq    int64  `json:"seq"`
 	Author string `json:"author"`
+	Key    string `json:"key"`
 	Text   string `json:"text"`
 	Time   string `json:"time"`
 }
@@ -386,7 +387,7 @@ func decodeLive(name, payload string) (chat.Message, error) {
 	if lm.Seq <= 0 {
 		return chat.Message{}, fmt.Errorf("bad seq %d", lm.Seq)
 	}
-	return chat.Message{Room: name, Seq: lm.Seq, Author: lm.Author, Text: lm.Text, Time: t}, nil
+	return chat.Message{Room: name, Seq: lm.Seq, Author: lm.Author, AuthorKey: lm.Key, Text: lm.Text, Time: t}, nil
 }
 
 // catchUp delivers what the stream holds after r.last. When Redis cannot be

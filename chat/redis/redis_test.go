@@ -224,6 +224,7 @@ func TestLayout(t *testing.T) {
 	}
 	in := msg(room, `say "hi" </script> 😀`)
 	in.Author = "Zoë"
+	in.AuthorKey = "0123456789ab"
 	for range 5 {
 		if _, err := s.Append(t.Context(), in); err != nil {
 			t.Fatal(err)
@@ -244,7 +245,7 @@ func TestLayout(t *testing.T) {
 		t.Errorf("stream ids = %v, want %v (trimmed to the retention of %d)", ids, want, retention)
 	}
 	if len(xs) > 0 {
-		want := map[string]any{"author": in.Author, "text": in.Text, "time": in.Time.Format(time.RFC3339Nano)}
+		want := map[string]any{"author": in.Author, "key": in.AuthorKey, "text": in.Text, "time": in.Time.Format(time.RFC3339Nano)}
 		if fmt.Sprint(xs[0].Values) != fmt.Sprint(want) {
 			t.Errorf("stream entry fields = %v, want %v", xs[0].Values, want)
 		}
@@ -257,7 +258,7 @@ func TestLayout(t *testing.T) {
 	if err := json.Unmarshal([]byte(m.Payload), &got); err != nil {
 		t.Fatalf("payload %q: %v", m.Payload, err)
 	}
-	if want := (liveMessage{Seq: 1, Author: in.Author, Text: in.Text, Time: in.Time.Format(time.RFC3339Nano)}); got != want {
+	if want := (liveMessage{Seq: 1, Author: in.Author, Key: in.AuthorKey, Text: in.Text, Time: in.Time.Format(time.RFC3339Nano)}); got != want {
 		t.Errorf("published %+v, want %+v", got, want)
 	}
 }
@@ -290,6 +291,7 @@ func TestWatchAcrossNodes(t *testing.T) {
 	defer b.Watch("lobby", onB.fn)()
 	in := msg("lobby", "hello from A")
 	in.Author = "alice"
+	in.AuthorKey = "a11ce0000000"
 	sent, err := a.Append(t.Context(), in)
 	if err != nil {
 		t.Fatal(err)
@@ -299,7 +301,7 @@ func TestWatchAcrossNodes(t *testing.T) {
 	onB.mu.Lock()
 	got := onB.msgs[0]
 	onB.mu.Unlock()
-	if got.Room != sent.Room || got.Seq != sent.Seq || got.Author != sent.Author || got.Text != sent.Text || !got.Time.Equal(sent.Time) {
+	if got.Room != sent.Room || got.Seq != sent.Seq || got.Author != sent.Author || got.AuthorKey != sent.AuthorKey || got.Text != sent.Text || !got.Time.Equal(sent.Time) {
 		t.Errorf("B received %+v, want %+v", got, sent)
 	}
 }

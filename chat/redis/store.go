@@ -7,12 +7,16 @@
 //
 //	hxchat:room:{NAME}:seq       string: the room's newest seq
 //	hxchat:room:{NAME}:log       stream: one entry per message, id "SEQ-0",
-//	                             fields author, text, time (RFC 3339, ns)
-//	hxchat:dbN:room:{NAME}:live  Pub/Sub channel: JSON {seq, author, text,
-//	                             time} per message, in seq order
+//	                             fields author, text, time (RFC 3339, ns),
+//	                             key (the author's public key)
+//	hxchat:dbN:room:{NAME}:live  Pub/Sub channel: JSON {seq, author, key,
+//	                             text, time} per message, in seq order
+//	hxchat:secret                string: the server secret (Store.Secret)
 //
-// The room name is a hash tag, so a Redis Cluster would keep a room's keys in
-// one slot (Open itself connects to a single server). Channels carry the
+// Presence (presence.go) and the rooms index (rooms.go) add keys of their
+// own. The room name is a hash tag, so a Redis Cluster would keep a room's
+// keys in one slot (Open itself connects to a single server; the global
+// indexes are outside any room's slot). Channels carry the
 // database number because Pub/Sub ignores databases. Redis must not evict
 // these keys (maxmemory-policy noeviction).
 package redis
@@ -66,6 +70,10 @@ type Options struct {
 	// has not answered by the next ping is replaced
 	// (DefaultHealthInterval).
 	HealthInterval time.Duration
+	// PresenceHeartbeat paces presence (DefaultPresenceHeartbeat): each
+	// node refreshes its members every half of it, and the members of a
+	// node that stopped doing so vanish within two of it.
+	PresenceHeartbeat time.Duration
 	// Logger receives the fan-out's warnings (slog.Default()).
 	Logger *slog.Logger
 }
@@ -88,6 +96,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.HealthInterval <= 0 {
 		o.HealthInterval = DefaultHealthInterval
+	}
+	if o.PresenceHeartbeat <= 0 {
+		o.PresenceHeartbeat = DefaultPresenceHeartbeat
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -113,12 +124,15 @@ type Store struct {
 	dirty map[string]struct{} // rooms whose subscription may need a change
 	wake  chan struct{}       // tells run to reconcile subscriptions
 	retry chan struct{}       // asks run to wake the receiver soon
+
+	presence *Presence // see presence.go
 }
 
 var (
-	_ chat.Store  = (*Store)(nil)
-	_ chat.Feed   = (*Store)(nil)
-	_ chat.Pinger = (*Store)(nil)
+	_ chat.Store        = (*Store)(nil)
+	_ chat.Feed         = (*Store)(nil)
+	_ chat.Pinger       = (*Store)(nil)
+	_ chat.SecretKeeper = (*Store)(nil)
 )
 
 // Open connects to the Redis at rawURL (redis://[user:password@]host:port/db,
@@ -177,6 +191,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		retry:   make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.presence = newPresence(s, o.DB)
 	s.wg.Add(1)
 	go s.run()
 	return s, nil
@@ -219,7 +234,11 @@ func (s *Store) roomOf(ch string) (string, bool) {
 // the stream is not (deleted or evicted) resumes after the stream's top
 // instead of failing every append from then on.
 //
-// KEYS: seq counter, stream. ARGV: retention, channel, author, text, time.
+// It also moves the room to the top of the rooms index (see rooms.go), kept
+// to the newest ARGV[9] rooms. That key is outside the room's hash tag.
+//
+// KEYS: seq counter, stream, rooms index. ARGV: retention, channel, author,
+// text, time, author key, time (Unix ms), room, rooms kept in the index.
 var appendScript = goredis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -231,9 +250,11 @@ else
 end
 local seq = cur + 1
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], string.format('%d-0', seq),
-  'author', ARGV[3], 'text', ARGV[4], 'time', ARGV[5])
+  'author', ARGV[3], 'text', ARGV[4], 'time', ARGV[5], 'key', ARGV[6])
 redis.call('SET', KEYS[1], string.format('%d', seq))
-redis.call('PUBLISH', ARGV[2], cjson.encode({seq = seq, author = ARGV[3], text = ARGV[4], time = ARGV[5]}))
+redis.call('ZADD', KEYS[3], ARGV[7], ARGV[8])
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1 - tonumber(ARGV[9]))
+redis.call('PUBLISH', ARGV[2], cjson.encode({seq = seq, author = ARGV[3], key = ARGV[6], text = ARGV[4], time = ARGV[5]}))
 return seq
 `)
 
@@ -247,8 +268,9 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 		return chat.Message{}, err
 	}
 	k := s.keys(m.Room)
-	seq, err := appendScript.Run(ctx, s.client, []string{k.seq, k.log},
-		s.opts.Retention, k.live, m.Author, m.Text, m.Time.Format(time.RFC3339Nano)).Int64()
+	seq, err := appendScript.Run(ctx, s.client, []string{k.seq, k.log, s.roomsKey()},
+		s.opts.Retention, k.live, m.Author, m.Text, m.Time.Format(time.RFC3339Nano), m.AuthorKey,
+		m.Time.UnixMilli(), m.Room, roomsIndexed).Int64()
 	if err != nil {
 		return chat.Message{}, s.fail(ctx, what, err)
 	}
@@ -300,6 +322,29 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Secret implements chat.SecretKeeper: the key KeyPrefix+"secret", set to
+// random bytes by the first call of any node (SET NX) and read by every
+// call, so all nodes sharing the Redis sign with the same secret. An error
+// wrapping chat.ErrUnavailable means Redis could not be reached.
+func (s *Store) Secret(ctx context.Context) ([]byte, error) {
+	const what = "secret"
+	if err := s.check(ctx, what); err != nil {
+		return nil, err
+	}
+	key := s.opts.KeyPrefix + "secret"
+	if err := s.client.SetNX(ctx, key, chat.NewSecret(), 0).Err(); err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	secret, err := s.client.Get(ctx, key).Bytes()
+	if err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	if len(secret) != chat.SecretLen {
+		return nil, fmt.Errorf("%s: %s holds %d bytes, want %d (delete it to make a new secret)", what, key, len(secret), chat.SecretLen)
+	}
+	return secret, nil
+}
+
 // Close stops the fan-out (no watcher is called once Close returns) and
 // closes the connections. Later calls return chat.ErrClosed; a second Close
 // returns nil.
@@ -307,6 +352,7 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	s.presence.close() // takes this node's members out while Redis is at hand
 	s.cancel()
 	close(s.done)
 	s.wg.Wait()
@@ -400,5 +446,5 @@ func decodeEntry(room string, x goredis.XMessage) (chat.Message, error) {
 	if err != nil {
 		return chat.Message{}, fmt.Errorf("room %q: entry %s: bad time: %w", room, x.ID, err)
 	}
-	return chat.Message{Room: room, Seq: seq, Author: field("author"), Text: field("text"), Time: t}, nil
+	return chat.Message{Room: room, Seq: seq, Author: field("author"), AuthorKey: field("key"), Text: field("text"), Time: t}, nil
 }

@@ -106,7 +106,10 @@ type Store struct {
 	recent *sql.Stmt
 }
 
-var _ chat.Store = (*Store)(nil)
+var (
+	_ chat.Store        = (*Store)(nil)
+	_ chat.SecretKeeper = (*Store)(nil)
+)
 
 // Stats counts what a Store has done since Open.
 type Stats struct {
@@ -218,14 +221,14 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	// The newest retention seqs of a room are the only ones that count:
 	// rows below them may still be waiting for the trimmer.
 	if s.since, err = s.rdb.PrepareContext(ctx, `
-		SELECT m.seq, m.author, m.body, m.time_us
+		SELECT m.seq, m.author, m.author_key, m.body, m.time_us
 		FROM rooms r JOIN messages m ON m.room_id = r.id
 		WHERE r.name = ?1 AND m.seq > max(?2, r.last_seq - ?3)
 		ORDER BY m.seq LIMIT ?4`); err != nil {
 		return nil, err
 	}
 	if s.recent, err = s.rdb.PrepareContext(ctx, `
-		SELECT m.seq, m.author, m.body, m.time_us
+		SELECT m.seq, m.author, m.author_key, m.body, m.time_us
 		FROM rooms r JOIN messages m ON m.room_id = r.id
 		WHERE r.name = ?1 AND m.seq > r.last_seq - ?2
 		ORDER BY m.seq`); err != nil {
@@ -343,7 +346,7 @@ func (s *Store) query(ctx context.Context, stmt *sql.Stmt, room string, most int
 	for rows.Next() {
 		m := chat.Message{Room: room}
 		var us int64
-		if err := rows.Scan(&m.Seq, &m.Author, &m.Text, &us); err != nil {
+		if err := rows.Scan(&m.Seq, &m.Author, &m.AuthorKey, &m.Text, &us); err != nil {
 			return nil, err
 		}
 		m.Time = time.UnixMicro(us).UTC()
@@ -378,6 +381,33 @@ func mapErr(err error) error {
 		}
 	}
 	return err
+}
+
+// Secret implements chat.SecretKeeper. The secret is the row 'secret' of
+// the settings table: the first call stores a random one with INSERT OR
+// IGNORE, so of two processes (or goroutines) racing on a new file one wins
+// and both read its secret. It survives restarts with the file.
+func (s *Store) Secret(ctx context.Context) ([]byte, error) {
+	// The read lock keeps Close from closing the database under us.
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed.Load() {
+		return nil, fmt.Errorf("secret: %w", chat.ErrClosed)
+	}
+	// On the writer's connection: the only one that may write. It is
+	// shared with the writer goroutine by database/sql, one user at a
+	// time, and this runs once per process start.
+	if _, err := s.wdb.ExecContext(ctx, `INSERT OR IGNORE INTO settings (key, value) VALUES ('secret', ?1)`, chat.NewSecret()); err != nil {
+		return nil, fmt.Errorf("secret: %w", mapErr(err))
+	}
+	var secret []byte
+	if err := s.wdb.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = 'secret'`).Scan(&secret); err != nil {
+		return nil, fmt.Errorf("secret: %w", mapErr(err))
+	}
+	if len(secret) != chat.SecretLen {
+		return nil, fmt.Errorf("secret: the stored secret is %d bytes long, want %d (delete the settings row 'secret' to make a new one)", len(secret), chat.SecretLen)
+	}
+	return secret, nil
 }
 
 // Close waits until the writer has committed every append already queued

@@ -65,13 +65,13 @@ func newWriter(ctx context.Context, db *sql.DB, opts Options) (_ *writer, err er
 	// next seq; it runs in the same transaction as the insert, so a seq
 	// is used if and only if its message is stored.
 	if w.upsert, err = db.PrepareContext(ctx, `
-		INSERT INTO rooms (name, last_seq) VALUES (?1, 1)
-		ON CONFLICT (name) DO UPDATE SET last_seq = last_seq + 1
+		INSERT INTO rooms (name, last_seq, last_time_us) VALUES (?1, 1, ?2)
+		ON CONFLICT (name) DO UPDATE SET last_seq = last_seq + 1, last_time_us = max(last_time_us, excluded.last_time_us)
 		RETURNING id, last_seq`); err != nil {
 		return nil, err
 	}
 	if w.insert, err = db.PrepareContext(ctx, `
-		INSERT INTO messages (room_id, seq, author, body, time_us) VALUES (?1, ?2, ?3, ?4, ?5)`); err != nil {
+		INSERT INTO messages (room_id, seq, author, author_key, body, time_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)`); err != nil {
 		return nil, err
 	}
 	// Deletes at most ?3 of the room's oldest messages, none newer than
@@ -226,10 +226,10 @@ func (w *writer) write(batch []*appendReq) (seqs []int64, trims []trimResult, er
 	touched := make(map[int64]touch, 1)
 	for i, r := range batch {
 		var room, seq int64
-		if err := upsert.QueryRowContext(ctx, r.m.Room).Scan(&room, &seq); err != nil {
+		if err := upsert.QueryRowContext(ctx, r.m.Room, r.m.Time.UnixMicro()).Scan(&room, &seq); err != nil {
 			return nil, nil, err
 		}
-		if _, err := insert.ExecContext(ctx, room, seq, r.m.Author, r.m.Text, r.m.Time.UnixMicro()); err != nil {
+		if _, err := insert.ExecContext(ctx, room, seq, r.m.Author, r.m.AuthorKey, r.m.Text, r.m.Time.UnixMicro()); err != nil {
 			return nil, nil, err
 		}
 		seqs[i] = seq

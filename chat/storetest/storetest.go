@@ -55,6 +55,8 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("LongBodyRoundTrip", func(t *testing.T) { testLongBody(t, open) })
 	t.Run("ClosedReturnsErrClosed", func(t *testing.T) { testClosed(t, open) })
 	t.Run("CancelledContext", func(t *testing.T) { testCancelled(t, open) })
+	t.Run("Secret", func(t *testing.T) { testSecret(t, open) })
+	t.Run("RoomLister", func(t *testing.T) { testRoomLister(t, open) })
 }
 
 // newStore opens a store and closes it when the test ends.
@@ -87,7 +89,7 @@ func appendN(t *testing.T, s chat.Store, room string, n int) {
 var epoch = time.Date(2025, 3, 14, 15, 9, 26, 535_000_000, time.UTC)
 
 func msg(room, text string) chat.Message {
-	return chat.Message{Room: room, Author: "tester", Text: text, Time: epoch}
+	return chat.Message{Room: room, Author: "tester", AuthorKey: "0123456789ab", Text: text, Time: epoch}
 }
 
 // seqs returns the seqs of msgs, in order.
@@ -199,35 +201,47 @@ func testRooms(t *testing.T, open OpenFunc) {
 
 func testFields(t *testing.T, open OpenFunc) {
 	s := newStore(t, open, Retention)
-	want := chat.Message{Room: "lobby", Seq: 1, Author: "alice", Text: "hello\n\tworld", Time: epoch}
-	got, err := s.Append(t.Context(), want)
-	if err != nil {
-		t.Fatalf("Append: %v", err)
+	want := []chat.Message{
+		{Room: "lobby", Seq: 1, Author: "alice", AuthorKey: "a1b2c3d4e5f6", Text: "hello\n\tworld", Time: epoch},
+		// A message without a key (stored before people had keys).
+		{Room: "lobby", Seq: 2, Author: "bob", Text: "no key", Time: epoch},
+		// The longest key the hub accepts.
+		{Room: "lobby", Seq: 3, Author: "carol", AuthorKey: strings.Repeat("f0", chat.MaxAuthorKeyLen/2), Text: "long key", Time: epoch},
 	}
-	checkMessage(t, "Append", got, want)
+	for _, m := range want {
+		got, err := s.Append(t.Context(), m)
+		if err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+		checkMessage(t, "Append", got, m)
+	}
 	list, err := s.Since(t.Context(), "lobby", 0, 10)
 	if err != nil {
 		t.Fatalf("Since: %v", err)
 	}
-	if len(list) != 1 {
-		t.Fatalf("Since returned %d messages, want 1", len(list))
+	if len(list) != len(want) {
+		t.Fatalf("Since returned %d messages, want %d", len(list), len(want))
 	}
-	checkMessage(t, "Since", list[0], want)
+	for i := range want {
+		checkMessage(t, "Since", list[i], want[i])
+	}
 	list, err = s.Recent(t.Context(), "lobby", 10)
 	if err != nil {
 		t.Fatalf("Recent: %v", err)
 	}
-	if len(list) != 1 {
-		t.Fatalf("Recent returned %d messages, want 1", len(list))
+	if len(list) != len(want) {
+		t.Fatalf("Recent returned %d messages, want %d", len(list), len(want))
 	}
-	checkMessage(t, "Recent", list[0], want)
+	for i := range want {
+		checkMessage(t, "Recent", list[i], want[i])
+	}
 }
 
 func checkMessage(t *testing.T, what string, got, want chat.Message) {
 	t.Helper()
-	if got.Room != want.Room || got.Seq != want.Seq || got.Author != want.Author || got.Text != want.Text {
-		t.Errorf("%s = {Room:%q Seq:%d Author:%q Text:%q}, want {Room:%q Seq:%d Author:%q Text:%q}",
-			what, got.Room, got.Seq, got.Author, got.Text, want.Room, want.Seq, want.Author, want.Text)
+	if got.Room != want.Room || got.Seq != want.Seq || got.Author != want.Author || got.AuthorKey != want.AuthorKey || got.Text != want.Text {
+		t.Errorf("%s = {Room:%q Seq:%d Author:%q AuthorKey:%q Text:%q}, want {Room:%q Seq:%d Author:%q AuthorKey:%q Text:%q}",
+			what, got.Room, got.Seq, got.Author, got.AuthorKey, got.Text, want.Room, want.Seq, want.Author, want.AuthorKey, want.Text)
 	}
 	if !got.Time.Equal(want.Time) {
 		t.Errorf("%s: Time = %v, want %v", what, got.Time, want.Time)
@@ -475,7 +489,7 @@ func testUnicode(t *testing.T, open OpenFunc) {
 		{"HTMLLooking", "lobby", "<b>mallory</b>", `<script>alert("x")</script> & "quotes" 'too'`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			want := chat.Message{Room: tc.room, Author: tc.author, Text: tc.text, Time: epoch}
+			want := chat.Message{Room: tc.room, Author: tc.author, AuthorKey: "c0ffee00beef", Text: tc.text, Time: epoch}
 			got, err := s.Append(t.Context(), want)
 			if err != nil {
 				t.Fatalf("Append: %v", err)
@@ -575,5 +589,57 @@ func testCancelled(t *testing.T, open OpenFunc) {
 	}
 	if got, want := m.Seq, int64(3); got != want {
 		t.Errorf("Append after a cancelled Append: Seq = %d, want %d", got, want)
+	}
+}
+
+// testSecret checks chat.SecretKeeper for stores that implement it: a
+// SecretLen-byte secret, the same on every call, and the same for callers
+// racing on the first call. Whether it survives a reopen, or is shared by
+// two Stores on one server, depends on the backend and is tested there.
+func testSecret(t *testing.T, open OpenFunc) {
+	s := newStore(t, open, Retention)
+	keeper, ok := s.(chat.SecretKeeper)
+	if !ok {
+		t.Skipf("%T does not implement chat.SecretKeeper", s)
+	}
+	const callers = 8
+	secrets := make([][]byte, callers)
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() { secrets[i], errs[i] = keeper.Secret(t.Context()) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent first Secret #%d: %v", i, err)
+		}
+	}
+	first := secrets[0]
+	if len(first) != chat.SecretLen {
+		t.Fatalf("Secret is %d bytes long, want %d", len(first), chat.SecretLen)
+	}
+	if string(first) == string(make([]byte, chat.SecretLen)) {
+		t.Errorf("Secret is all zero bytes, want random ones")
+	}
+	for i, got := range secrets {
+		if string(got) != string(first) {
+			t.Errorf("concurrent first Secret #%d = %x, want %x like #0", i, got, first)
+		}
+	}
+	// The caller may keep (or scribble on) what it got.
+	clear(secrets[1])
+	again, err := keeper.Secret(t.Context())
+	if err != nil {
+		t.Fatalf("second Secret: %v", err)
+	}
+	if string(again) != string(first) {
+		t.Errorf("second Secret = %x, want %x", again, first)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got, err := keeper.Secret(t.Context()); !errors.Is(err, chat.ErrClosed) {
+		t.Errorf("Secret after Close = (%x, %v), want an error wrapping chat.ErrClosed", got, err)
 	}
 }

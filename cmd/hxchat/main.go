@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -69,6 +71,7 @@ type options struct {
 	sendBuffer     int
 	logLevel       string
 	logFormat      string
+	secret         string
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -82,7 +85,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.dbMaxBatch, "db-max-batch", 256, "most posts committed to SQLite in one transaction (group commit)")
 	fs.IntVar(&o.dbReaders, "db-readers", 4, "SQLite connections serving history reads")
 	fs.DurationVar(&o.redisTimeout, "redis-timeout", time.Second, "bound on connecting to Redis and on each command; a dead Redis fails posts (503) this fast")
-	fs.DurationVar(&o.heartbeat, "heartbeat", 15*time.Second, "interval of SSE keep-alive comments")
+	fs.DurationVar(&o.heartbeat, "heartbeat", 15*time.Second, "interval of SSE keep-alive comments; with -redis, also of presence: a crashed node's people vanish within two")
 	fs.DurationVar(&o.streamLifetime, "stream-lifetime", 5*time.Minute, "streams are ended cleanly after about this long (jittered) and the client resumes; bounds what a buffering proxy holds back (0: never)")
 	fs.DurationVar(&o.retry, "sse-retry", 2*time.Second, "reconnect delay advertised to SSE clients")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "deadline of each write to a client; slower clients are cut off")
@@ -109,6 +112,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.sendBuffer, "tcp-send-buffer", 256<<10, "kernel send buffer per connection in bytes (0: system default); bounds memory held for slow clients")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (debug logs every request)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&o.secret, "secret", "", "secret (at least 16 characters) that signs identity cookies; every node must have the same; prefer HXCHAT_SECRET, which other users cannot see (default: a random one kept in the store)")
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -165,8 +169,32 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, errors.New("-post-burst must be positive")
 	case o.streamsPer < 0, o.streamsMax < 0:
 		return o, errors.New("-max-streams-per-client and -max-streams must not be negative")
+	case o.secret != "" && utf8.RuneCountInString(o.secret) < minSecretChars:
+		return o, fmt.Errorf("-secret must be at least %d characters long", minSecretChars)
 	}
 	return o, nil
+}
+
+// minSecretChars is the shortest -secret accepted.
+const minSecretChars = 16
+
+// serverSecret returns the key that signs identity cookies: the SHA-256 of
+// -secret when it is set, else the store's own secret, created on its first
+// start and shared by every node of a shared store.
+func serverSecret(ctx context.Context, o options, store chat.Store) ([]byte, error) {
+	if o.secret != "" {
+		sum := sha256.Sum256([]byte(o.secret))
+		return sum[:], nil
+	}
+	keeper, ok := store.(chat.SecretKeeper)
+	if !ok {
+		return nil, fmt.Errorf("the %T store keeps no secret: set -secret (or HXCHAT_SECRET)", store)
+	}
+	secret, err := keeper.Secret(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the server secret from the store (or set -secret or HXCHAT_SECRET): %w", err)
+	}
+	return secret, nil
 }
 
 // envName is the environment variable that sets a flag: HXCHAT_ and the
@@ -222,9 +250,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if p, ok := store.(chat.Pinger); ok {
 		health = p
 	}
+	secret, err := serverSecret(ctx, o, store)
+	if err != nil {
+		return err
+	}
 	hub := chat.NewHub(store, chat.HubOptions{
-		QueueSize: o.queue,
-		Render:    views.RenderMessage,
+		QueueSize:      o.queue,
+		Render:         views.RenderMessage,
+		RenderPresence: views.RenderPresence,
+		OnPresenceError: func(room string, err error) {
+			// Per room and retried every half heartbeat: an outage of the
+			// store is logged where it is noticed first, not here.
+			logger.LogAttrs(ctx, slog.LevelDebug, "read presence", slog.String("room", room), slog.Any("err", err))
+		},
 		OnDeliver: func(m chat.Message, n int) {
 			metrics.Deliveries.Add(float64(n))
 			metrics.FanoutLatency.Observe(time.Since(m.Time).Seconds())
@@ -258,6 +296,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 		Health:   health,
 		Draining: draining.Load,
+		Secret:   secret,
 	})
 	return serve(ctx, o, logger, handler, streams, &draining, kind, stdout)
 }

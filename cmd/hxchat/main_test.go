@@ -200,7 +200,9 @@ func (st *stream) read() {
 		line = strings.TrimSuffix(line, "\n")
 		switch {
 		case line == "":
-			if data != nil {
+			// Presence events (member lists for #presence) are not
+			// messages: skipped.
+			if data != nil && !strings.HasPrefix(data[0], `<hx-partial hx-target="#presence"`) {
 				ev.data = strings.Join(data, "\n")
 				st.events <- ev
 			}
@@ -250,7 +252,7 @@ func TestRoomsAreGroups(t *testing.T) {
 	s.post(t, "a", "hello a")
 	for i, st := range []*stream{a1, a2} {
 		ev := st.next(t, 5*time.Second)
-		if ev.id != "1" || !strings.Contains(ev.data, "hello a") || !strings.HasPrefix(ev.data, `<li id="msg-1" class="msg">`) {
+		if ev.id != "1" || !strings.Contains(ev.data, "hello a") || !strings.HasPrefix(ev.data, `<li id="msg-1" class="msg" data-author="`) {
 			t.Errorf("subscriber %d of a got %+v", i, ev)
 		}
 	}

@@ -22,6 +22,8 @@ func openStore(ctx context.Context, o options, logger *slog.Logger) (chat.Store,
 			DialTimeout:  o.redisTimeout,
 			ReadTimeout:  o.redisTimeout,
 			WriteTimeout: o.redisTimeout,
+
+			PresenceHeartbeat: o.heartbeat,
 		})
 		if err != nil {
 			return nil, "", fmt.Errorf("open redis store: %w", err)

@@ -1,0 +1,214 @@
+package chat
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// PresenceUpdate is the member list of a room on its way to the room's
+// subscribers, with its HTML fragment rendered once for all of them. It is
+// shared and must not be modified.
+type PresenceUpdate struct {
+	Room    string
+	Members []Member
+	HTML    []byte
+}
+
+// PresenceRenderFunc renders the fragment of a room's member list.
+type PresenceRenderFunc func(room string, members []Member) ([]byte, error)
+
+// presenceReadTimeout bounds one read of a room's members.
+const presenceReadTimeout = 5 * time.Second
+
+// hubPresence is the hub's presence broadcaster: for each room with local
+// subscribers it watches the room's members and, when they change, queues
+// the new list to every subscriber of the room. One worker goroutine, which
+// runs only while there is work, reads and renders; so the lists of a room
+// reach subscribers in the order they were read, and many changes in a
+// burst cost one read.
+type hubPresence struct {
+	p      Presence
+	render PresenceRenderFunc
+
+	wmu     sync.Mutex // guards watches and their contents
+	watches map[string]*presenceWatch
+
+	mu      sync.Mutex // guards dirty and working; never held with wmu
+	dirty   map[string]struct{}
+	working bool
+}
+
+// presenceWatch is a room's member watch, shared by its local subscribers,
+// with the update last sent to them.
+type presenceWatch struct {
+	refs int
+	stop func()
+	sent *PresenceUpdate
+}
+
+func newHubPresence(p Presence, render PresenceRenderFunc) *hubPresence {
+	if render == nil {
+		// No fragment: subscribers get the members only.
+		render = func(string, []Member) ([]byte, error) { return nil, nil }
+	}
+	return &hubPresence{
+		p:       p,
+		render:  render,
+		watches: make(map[string]*presenceWatch),
+		dirty:   make(map[string]struct{}),
+	}
+}
+
+// Join marks m present in room until leave is called; see Presence.Join.
+// Subscribers of room, here and on other nodes sharing the store, get the
+// new member list.
+func (h *Hub) Join(room string, m Member) (leave func()) {
+	return h.presence.p.Join(room, m)
+}
+
+// Members returns who is present in room; see Presence.Members.
+func (h *Hub) Members(ctx context.Context, room string) ([]Member, error) {
+	return h.presence.p.Members(ctx, room)
+}
+
+// watchPresence takes a reference on room's member watch, starting it (and
+// the first update of the room) for its first local subscriber.
+func (h *Hub) watchPresence(room string) {
+	hp := h.presence
+	hp.wmu.Lock()
+	w := hp.watches[room]
+	if w == nil {
+		w = &presenceWatch{stop: hp.p.WatchMembers(room, func() { h.presenceChanged(room) })}
+		hp.watches[room] = w
+	}
+	w.refs++
+	hp.wmu.Unlock()
+	// A new subscriber needs the list even when it did not change.
+	h.presenceChanged(room)
+}
+
+// unwatchPresence drops a reference, stopping the watch with the last.
+func (h *Hub) unwatchPresence(room string) {
+	hp := h.presence
+	hp.wmu.Lock()
+	defer hp.wmu.Unlock()
+	w := hp.watches[room]
+	if w == nil {
+		return
+	}
+	if w.refs--; w.refs == 0 {
+		delete(hp.watches, room)
+		w.stop()
+	}
+}
+
+// presenceChanged marks room for a new read of its members and starts the
+// worker if it is not running. It never blocks on the read.
+func (h *Hub) presenceChanged(room string) {
+	hp := h.presence
+	hp.mu.Lock()
+	hp.dirty[room] = struct{}{}
+	start := !hp.working
+	hp.working = true
+	hp.mu.Unlock()
+	if start {
+		go h.presenceWorker()
+	}
+}
+
+// presenceWorker refreshes dirty rooms until none is left, then ends.
+func (h *Hub) presenceWorker() {
+	hp := h.presence
+	for {
+		hp.mu.Lock()
+		if len(hp.dirty) == 0 {
+			hp.working = false
+			hp.mu.Unlock()
+			return
+		}
+		rooms := make([]string, 0, len(hp.dirty))
+		for room := range hp.dirty {
+			rooms = append(rooms, room)
+		}
+		clear(hp.dirty)
+		hp.mu.Unlock()
+		for _, room := range rooms {
+			h.refreshPresence(room)
+		}
+	}
+}
+
+// refreshPresence reads room's members and queues them to the subscribers
+// of room: to all of them when the list changed, else to those that have
+// not had one yet.
+func (h *Hub) refreshPresence(room string) {
+	hp := h.presence
+	if h.Subscribers(room) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), presenceReadTimeout)
+	members, err := hp.p.Members(ctx, room)
+	cancel()
+	if err != nil {
+		// The store is away; the presence calls again when it learns
+		// of a change or at its next expiry check.
+		if h.opts.OnPresenceError != nil {
+			h.opts.OnPresenceError(room, err)
+		}
+		return
+	}
+	hp.wmu.Lock()
+	w := hp.watches[room]
+	var u *PresenceUpdate
+	if w != nil {
+		u = w.sent
+	}
+	hp.wmu.Unlock()
+	if w == nil {
+		return // the last subscriber left meanwhile
+	}
+	changed := u == nil || !slices.Equal(u.Members, members)
+	if changed {
+		html, err := hp.render(room, members)
+		if err != nil {
+			return // rendering plain data cannot fail short of a bug
+		}
+		u = &PresenceUpdate{Room: room, Members: members, HTML: html}
+		hp.wmu.Lock()
+		w.sent = u
+		hp.wmu.Unlock()
+	}
+	h.mu.RLock()
+	for s := range h.rooms[room] {
+		if changed || s.presenceFresh.Load() {
+			s.offerPresence(u)
+		}
+	}
+	h.mu.RUnlock()
+}
+
+// offerPresence queues u, replacing an update not yet taken: only the
+// newest list matters. Only the presence worker calls it, so the loop ends
+// at the latest on its second turn.
+func (s *Subscription) offerPresence(u *PresenceUpdate) {
+	for {
+		select {
+		case s.presence <- u:
+			s.presenceFresh.Store(false)
+			return
+		default:
+		}
+		select {
+		case <-s.presence:
+		default:
+		}
+	}
+}
+
+// Presence returns the channel the room's member lists arrive on: the
+// current one soon after Subscribe, then each new one. Updates not taken in
+// time are replaced by newer ones (the channel holds one); it is never
+// closed.
+func (s *Subscription) Presence() <-chan *PresenceUpdate { return s.presence }
