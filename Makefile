@@ -4,7 +4,7 @@ ADDR    ?= 127.0.0.1:8080
 HTMX    := node_modules/htmx.org/dist
 ASSETS  := static/dist/htmx.min.js static/dist/hx-sse.min.js static/dist/hx-upsert.min.js
 
-.PHONY: run build test check generate assets clean fuzz
+.PHONY: run build test check generate assets clean fuzz smoke-load
 
 run: build
 	./bin/hxchat -addr $(ADDR)
@@ -49,6 +49,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCursor$$' -fuzztime $(FUZZTIME) ./handlers/
 	$(GO) test -run '^$$' -fuzz '^FuzzRoomRoute$$' -fuzztime $(FUZZTIME) ./handlers/
 	$(GO) test -run '^$$' -fuzz '^FuzzSSEFraming$$' -fuzztime $(FUZZTIME) ./handlers/
+
+# The load tool against a real server (100 subscribers, 2 rooms, 5 s); part
+# of `make test` too. Needs the htmx files (assets) in the server binary.
+smoke-load: assets
+	$(GO) test -race -count=1 -run '^TestSmoke$$' -v ./cmd/hxchat-load/
 
 clean:
 	rm -rf bin static/dist/*.js static/dist/*.map

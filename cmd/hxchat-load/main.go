@@ -1,0 +1,509 @@
+// Command hxchat-load puts an hxchat server under load: N SSE subscribers
+// spread over R rooms (read the way a browser reads them, resuming with
+// Last-Event-ID when dropped) and M posters at a total rate, for a bounded
+// duration. It reports connect time, deliveries per second, post-to-receive
+// latency, messages lost, duplicated and out of order, reconnects, and the
+// server's memory and goroutines from its /metrics.
+//
+// Accounting: every message text carries the run, its poster, a per-poster
+// counter and its send time ("load rRUN pP nN tUNIXNANOS"). A message the
+// server answered 303 for must reach every subscriber of its room that was
+// connected (had its response headers) before the message was sent; one
+// that did not is lost. An event whose seq was already received, or whose
+// message was, is a duplicate; a seq lower than the highest one received
+// before is out of order. Latency is receive time minus send time, of the
+// first receipt of each message at each subscriber.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "hxchat-load:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	url            string
+	subscribers    int
+	rooms          int
+	roomPrefix     string
+	posters        int
+	rate           float64
+	duration       time.Duration
+	warmup         time.Duration
+	connectTimeout time.Duration
+	drain          time.Duration
+	progress       time.Duration
+	json           bool
+	allowRemote    bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("hxchat-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the hxchat server")
+	fs.IntVar(&o.subscribers, "subscribers", 100, "SSE subscribers, spread evenly over the rooms")
+	fs.IntVar(&o.rooms, "rooms", 1, "rooms")
+	fs.StringVar(&o.roomPrefix, "room-prefix", "load", "rooms are named PREFIX-0, PREFIX-1, …")
+	fs.IntVar(&o.posters, "posters", 4, "posters; each posts to the rooms in turn")
+	fs.Float64Var(&o.rate, "rate", 20, "messages a second, all posters together")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long the posters post")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "pause between the subscribers' connecting and the first post")
+	fs.DurationVar(&o.connectTimeout, "connect-timeout", 30*time.Second, "bound on connecting all subscribers, and on each connect")
+	fs.DurationVar(&o.drain, "drain", 5*time.Second, "after the last post, the most to wait for messages still on their way")
+	fs.DurationVar(&o.progress, "progress", time.Second, "interval of the progress line on stderr (0: none)")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a target that is not a loopback address")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	case o.subscribers < 0, o.posters < 0:
+		return o, errors.New("-subscribers and -posters must not be negative")
+	case o.rooms <= 0:
+		return o, errors.New("-rooms must be positive")
+	case o.posters > 0 && !(o.rate > 0 && o.rate < 1e6):
+		return o, errors.New("-rate must be positive (and below a million)")
+	case o.duration <= 0:
+		return o, errors.New("-duration must be positive")
+	case o.warmup < 0, o.drain < 0, o.progress < 0:
+		return o, errors.New("-warmup, -drain and -progress must not be negative")
+	case o.connectTimeout <= 0:
+		return o, errors.New("-connect-timeout must be positive")
+	}
+	u, err := url.Parse(o.url)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return o, fmt.Errorf("-url %q: want http:// or https:// and a host", o.url)
+	}
+	if !o.allowRemote && !isLoopback(u.Hostname()) {
+		return o, fmt.Errorf("-url %q is not a loopback address: load another machine only with -allow-remote", o.url)
+	}
+	o.url = strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/")
+	return o, nil
+}
+
+// isLoopback reports whether host is localhost or a loopback address
+// (127.0.0.0/8, ::1); names other than localhost are not resolved.
+func isLoopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// loader is one run.
+type loader struct {
+	o         options
+	base      string
+	t         *tracker
+	subClient *http.Client
+	postClnt  *http.Client
+
+	errMu   sync.Mutex
+	lastErr string
+}
+
+func (l *loader) roomName(i int) string {
+	return url.PathEscape(l.o.roomPrefix + "-" + strconv.Itoa(i))
+}
+
+func (l *loader) note(err error) {
+	l.errMu.Lock()
+	l.lastErr = err.Error()
+	l.errMu.Unlock()
+}
+
+// serverStats are the server's process metrics at one moment.
+type serverStats struct {
+	RSSBytes   int64 `json:"rss_bytes"`
+	Goroutines int64 `json:"goroutines"`
+}
+
+// scrape reads process_resident_memory_bytes and go_goroutines from
+// /metrics; missing values are -1.
+func (l *loader) scrape(ctx context.Context) serverStats {
+	st := serverStats{RSSBytes: -1, Goroutines: -1}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base+"/metrics", nil)
+	if err != nil {
+		return st
+	}
+	resp, err := l.postClnt.Do(req)
+	if err != nil {
+		l.note(err)
+		return st
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "process_resident_memory_bytes":
+			st.RSSBytes = int64(f)
+		case "go_goroutines":
+			st.Goroutines = int64(f)
+		}
+	}
+	return st
+}
+
+// quantiles is a latency summary in milliseconds.
+type quantiles struct {
+	P50 float64 `json:"p50_ms"`
+	P90 float64 `json:"p90_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+	N   uint64  `json:"count"`
+}
+
+func summarize(h *histogram) quantiles {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return quantiles{
+		P50: ms(h.quantile(0.5)), P90: ms(h.quantile(0.9)), P99: ms(h.quantile(0.99)),
+		Max: ms(time.Duration(h.max.Load())), N: h.count(),
+	}
+}
+
+// report is the result of a run (the -json output).
+type report struct {
+	URL              string      `json:"url"`
+	Subscribers      int         `json:"subscribers"`
+	Rooms            int         `json:"rooms"`
+	Posters          int         `json:"posters"`
+	Rate             float64     `json:"rate"`
+	DurationSeconds  float64     `json:"duration_s"`
+	Connected        int64       `json:"connected"`
+	ConnectErrors    int64       `json:"connect_errors"`
+	ConnectSeconds   float64     `json:"connect_phase_s"`
+	ConnectTime      quantiles   `json:"connect_time"`
+	Posted           int64       `json:"posted"`
+	PostErrors       int64       `json:"post_errors"`
+	PostsPerSecond   float64     `json:"posts_per_s"`
+	Expected         int64       `json:"expected_deliveries"`
+	Deliveries       int64       `json:"deliveries"`
+	DeliveriesPerSec float64     `json:"deliveries_per_s"`
+	Latency          quantiles   `json:"latency"`
+	Lost             int64       `json:"lost"`
+	Duplicated       int64       `json:"duplicated"`
+	OutOfOrder       int64       `json:"out_of_order"`
+	Reconnects       int64       `json:"reconnects"`
+	ServerBefore     serverStats `json:"server_before"`
+	ServerConnected  serverStats `json:"server_connected"`
+	ServerEnd        serverStats `json:"server_end"`
+	BytesPerSub      float64     `json:"server_bytes_per_subscriber"`
+	LastError        string      `json:"last_error,omitempty"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	dialer := &net.Dialer{Timeout: o.connectTimeout, KeepAlive: 30 * time.Second}
+	subTr := &http.Transport{
+		DialContext:           dialer.DialContext,
+		DisableCompression:    true,
+		MaxIdleConnsPerHost:   max(o.subscribers, 2),
+		ResponseHeaderTimeout: o.connectTimeout,
+		ForceAttemptHTTP2:     false,
+	}
+	postTr := &http.Transport{
+		DialContext:         dialer.DialContext,
+		MaxIdleConnsPerHost: max(o.posters+2, 2),
+		IdleConnTimeout:     90 * time.Second,
+	}
+	defer subTr.CloseIdleConnections()
+	defer postTr.CloseIdleConnections()
+	l := &loader{
+		o: o, base: o.url, t: newTracker(rand.Text()[:8]),
+		subClient: &http.Client{Transport: subTr},
+		postClnt: &http.Client{Transport: postTr, Timeout: 30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+	}
+	t := l.t
+	rep := report{URL: o.url, Subscribers: o.subscribers, Rooms: o.rooms, Posters: o.posters, Rate: o.rate,
+		DurationSeconds: o.duration.Seconds()}
+
+	// The server must answer before anything else.
+	if err := l.health(ctx); err != nil {
+		return err
+	}
+	rep.ServerBefore = l.scrape(ctx)
+
+	var phase atomic.Value
+	phase.Store("connect")
+	start := time.Now()
+	stopProgress := l.progressLine(stderr, &phase, start)
+	defer stopProgress()
+
+	// Subscribers.
+	subCtx, stopSubs := context.WithCancel(ctx)
+	defer stopSubs()
+	subs := make([]*subState, o.subscribers)
+	var wg sync.WaitGroup
+	allIn := make(chan struct{})
+	var nIn atomic.Int64
+	connected := func() {
+		if nIn.Add(1) == int64(o.subscribers) {
+			close(allIn)
+		}
+	}
+	if o.subscribers == 0 {
+		close(allIn)
+	}
+	for i := range subs {
+		s := &subState{room: i % o.rooms}
+		subs[i] = s
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.subscriber(subCtx, s, connected)
+		}()
+	}
+	connectStart := time.Now()
+	select {
+	case <-allIn:
+	case <-time.After(o.connectTimeout):
+	case <-ctx.Done():
+	}
+	rep.ConnectSeconds = time.Since(connectStart).Seconds()
+	phase.Store("warmup")
+	sleep(ctx, o.warmup)
+	rep.ServerConnected = l.scrape(ctx)
+
+	// Posters.
+	phase.Store("post")
+	postStart := time.Now()
+	postCtx, stopPosts := context.WithTimeout(ctx, o.duration)
+	var pw sync.WaitGroup
+	for i := range o.posters {
+		pw.Add(1)
+		go func() {
+			defer pw.Done()
+			l.poster(postCtx, i)
+		}()
+	}
+	pw.Wait()
+	stopPosts()
+	postElapsed := time.Since(postStart)
+
+	// Drain: wait until every expected message arrived, or -drain.
+	phase.Store("drain")
+	drainEnd := time.Now().Add(o.drain)
+	for time.Now().Before(drainEnd) && ctx.Err() == nil {
+		if _, lost := t.expectedAndLost(subs); lost == 0 {
+			break
+		}
+		sleep(ctx, 50*time.Millisecond)
+	}
+	rep.ServerEnd = l.scrape(ctx)
+	stopSubs()
+	wg.Wait()
+	stopProgress()
+
+	rep.Connected = t.connected.Load()
+	rep.ConnectErrors = t.connectErrors.Load()
+	rep.ConnectTime = summarize(&t.connect)
+	rep.Posted = t.posted.Load()
+	rep.PostErrors = t.postErrors.Load()
+	rep.PostsPerSecond = float64(rep.Posted) / postElapsed.Seconds()
+	rep.Expected, rep.Lost = t.expectedAndLost(subs)
+	rep.Deliveries = t.deliveries.Load()
+	// Deliveries a second: over the time from the first post to the last
+	// first receipt (the posting time at least).
+	span := postElapsed
+	if last := t.lastDelivery.Load(); last > 0 {
+		span = max(span, time.Unix(0, last).Sub(postStart))
+	}
+	rep.DeliveriesPerSec = float64(rep.Deliveries) / span.Seconds()
+	rep.Latency = summarize(&t.latency)
+	rep.Duplicated = t.duplicates.Load()
+	rep.OutOfOrder = t.outOrder.Load()
+	rep.Reconnects = t.reconnects.Load()
+	if o.subscribers > 0 && rep.ServerBefore.RSSBytes >= 0 && rep.ServerConnected.RSSBytes >= 0 {
+		rep.BytesPerSub = float64(rep.ServerConnected.RSSBytes-rep.ServerBefore.RSSBytes) / float64(o.subscribers)
+	}
+	rep.LastError = l.lastErr
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return writeTable(stdout, rep)
+}
+
+// health waits briefly for /healthz to answer 200.
+func (l *loader) health(ctx context.Context) error {
+	var last error
+	for range 20 {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base+"/healthz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := l.postClnt.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = errStatus(resp.StatusCode)
+		}
+		last = err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	return fmt.Errorf("%s/healthz: %w", l.base, last)
+}
+
+// poster posts at its share of the rate until ctx ends, each message to
+// the next room in turn; posts still in flight then are finished.
+func (l *loader) poster(ctx context.Context, i int) {
+	interval := time.Duration(float64(time.Second) * float64(l.o.posters) / l.o.rate)
+	// Stagger the posters evenly over one interval.
+	sleep(ctx, interval*time.Duration(i)/time.Duration(l.o.posters))
+	next := time.Now()
+	for n := 0; ctx.Err() == nil; n++ {
+		room := (i + n) % l.o.rooms
+		sent := time.Now()
+		form := url.Values{"message": {l.t.text(i, n, sent)}}
+		u := l.base + "/chat/" + l.roomName(room) + "/messages"
+		req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, u, strings.NewReader(form.Encode()))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := l.postClnt.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusSeeOther {
+				err = fmt.Errorf("post: %w", errStatus(resp.StatusCode))
+			}
+		}
+		if err != nil {
+			l.t.postErrors.Add(1)
+			l.note(err)
+		} else {
+			l.t.acked(i, n, room, sent)
+		}
+		// Open loop: keep the schedule; a poster that fell behind posts at
+		// once until it caught up.
+		next = next.Add(interval)
+		sleep(ctx, time.Until(next))
+	}
+}
+
+// progressLine prints a status line to stderr every -progress until the
+// returned func is called.
+func (l *loader) progressLine(w io.Writer, phase *atomic.Value, start time.Time) func() {
+	if l.o.progress <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tk := time.NewTicker(l.o.progress)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprintln(w)
+				return
+			case <-tk.C:
+				t := l.t
+				fmt.Fprintf(w, "\r%5.1fs %-7s subs %d/%d open %d  posted %d (err %d)  delivered %d  reconnects %d  lat p99 %.1fms   ",
+					time.Since(start).Seconds(), phase.Load(), t.connected.Load(), l.o.subscribers, t.open.Load(),
+					t.posted.Load(), t.postErrors.Load(), t.deliveries.Load(), t.reconnects.Load(),
+					float64(t.latency.quantile(0.99).Microseconds())/1000)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-finished }) }
+}
+
+func writeTable(w io.Writer, r report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	mb := func(b int64) string {
+		if b < 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	}
+	g := func(n int64) string {
+		if n < 0 {
+			return "n/a"
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	q := func(x quantiles) string {
+		return fmt.Sprintf("p50 %.1f  p90 %.1f  p99 %.1f  max %.1f ms  (n=%d)", x.P50, x.P90, x.P99, x.Max, x.N)
+	}
+	rows := [][2]string{
+		{"target", r.URL},
+		{"load", fmt.Sprintf("%d subscribers in %d rooms, %d posters at %g msg/s for %gs", r.Subscribers, r.Rooms, r.Posters, r.Rate, r.DurationSeconds)},
+		{"connected", fmt.Sprintf("%d/%d in %.2fs (%d connect errors)", r.Connected, r.Subscribers, r.ConnectSeconds, r.ConnectErrors)},
+		{"connect time", q(r.ConnectTime)},
+		{"posted", fmt.Sprintf("%d (%.1f/s), %d errors", r.Posted, r.PostsPerSecond, r.PostErrors)},
+		{"deliveries", fmt.Sprintf("%d of %d expected (%.0f/s)", r.Deliveries, r.Expected, r.DeliveriesPerSec)},
+		{"latency", q(r.Latency)},
+		{"lost", strconv.FormatInt(r.Lost, 10)},
+		{"duplicated", strconv.FormatInt(r.Duplicated, 10)},
+		{"out of order", strconv.FormatInt(r.OutOfOrder, 10)},
+		{"reconnects", strconv.FormatInt(r.Reconnects, 10)},
+		{"server RSS", fmt.Sprintf("%s before, %s connected, %s at end", mb(r.ServerBefore.RSSBytes), mb(r.ServerConnected.RSSBytes), mb(r.ServerEnd.RSSBytes))},
+		{"server goroutines", fmt.Sprintf("%s before, %s connected, %s at end", g(r.ServerBefore.Goroutines), g(r.ServerConnected.Goroutines), g(r.ServerEnd.Goroutines))},
+		{"memory/subscriber", fmt.Sprintf("%.1f KiB (RSS growth while connecting / subscribers)", r.BytesPerSub/1024)},
+	}
+	if r.LastError != "" {
+		rows = append(rows, [2]string{"last error", r.LastError})
+	}
+	for _, row := range rows {
+		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
+	}
+	return tw.Flush()
+}
