@@ -4,7 +4,7 @@ ADDR    ?= 127.0.0.1:8080
 HTMX    := node_modules/htmx.org/dist
 ASSETS  := static/dist/htmx.min.js static/dist/hx-sse.min.js static/dist/hx-upsert.min.js
 
-.PHONY: run build test check generate assets clean fuzz smoke-load
+.PHONY: run build test check generate assets clean fuzz smoke-load bench soak
 
 run: build
 	./bin/hxchat -addr $(ADDR)
@@ -54,6 +54,16 @@ fuzz:
 # of `make test` too. Needs the htmx files (assets) in the server binary.
 smoke-load: assets
 	$(GO) test -race -count=1 -run '^TestSmoke$$' -v ./cmd/hxchat-load/
+
+# Go benchmarks (e2e, store Append, the fan-out yardstick with the ratio
+# hxchat/limit) and two load-tool scenarios against a server started on
+# 127.0.0.1:18080 (BENCH_ADDR), printed as one table; see docs/PERFORMANCE.md.
+bench: assets
+	GO=$(GO) ./scripts/bench.sh
+
+# 30 minutes, 1000 subscribers, 10 msg/s (not part of test or CI).
+soak: assets
+	GO=$(GO) ./scripts/bench.sh soak
 
 clean:
 	rm -rf bin static/dist/*.js static/dist/*.map

@@ -1,0 +1,210 @@
+package handlers
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hxchat/hxchat/chat"
+	"github.com/hxchat/hxchat/views"
+)
+
+// BenchmarkFanout1000 measures fan-out to 1000 SSE subscribers of one room
+// over real loopback HTTP: each round posts 100 messages with hub.Post (the
+// same posting path for both) and waits until every subscriber has read
+// every message. "limit" is a minimal hand-written broadcaster (encode
+// once, one bounded channel per subscriber, non-blocking send, one flush
+// per batch): the yardstick hxchat's hub + stream path is measured against.
+//
+//	go test -run '^$' -bench Fanout1000 -benchtime 3x ./handlers/
+func BenchmarkFanout1000(b *testing.B) {
+	b.Run("limit", func(b *testing.B) {
+		hub := chat.NewHub(chat.NewMemoryStore(0), chat.HubOptions{Render: views.RenderMessage})
+		bc := newBroadcaster()
+		ts := httptest.NewServer(bc)
+		defer ts.Close()
+		defer bc.close()
+		benchFanout(b, ts.URL+"/", func(ctx context.Context, room string, a chat.Author, text string) error {
+			// Post has no subscribers to fan out to here: it validates and
+			// stores; the render and fan-out are the broadcaster's.
+			m, err := hub.Post(ctx, room, a, text)
+			if err != nil {
+				return err
+			}
+			html, err := views.RenderMessage(m)
+			if err != nil {
+				return err
+			}
+			bc.publish(m.Seq, html)
+			return nil
+		})
+	})
+	b.Run("hxchat", func(b *testing.B) {
+		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+		reg := prometheus.NewRegistry()
+		metrics := NewMetrics(reg)
+		store := chat.NewMemoryStore(0)
+		hub := chat.NewHub(store, chat.HubOptions{Render: views.RenderMessage, RenderPresence: views.RenderPresence})
+		streams := NewStreams(logger, hub, metrics, StreamConfig{Heartbeat: time.Hour, Retry: 2 * time.Second, WriteTimeout: 5 * time.Second})
+		ts := httptest.NewServer(NewServer(Deps{Logger: logger, Hub: hub, Streams: streams, Metrics: metrics, Gatherer: reg,
+			Config: Config{History: 50, MaxBody: 32 << 10}, Secret: testSecret}))
+		defer ts.Close()
+		defer streams.Shutdown()
+		benchFanout(b, ts.URL+"/chat/lobby/events?after=0", func(ctx context.Context, room string, a chat.Author, text string) error {
+			_, err := hub.Post(ctx, room, a, text)
+			return err
+		})
+	})
+}
+
+func benchFanout(b *testing.B, url string, post func(context.Context, string, chat.Author, string) error) {
+	const subs, msgs = 1000, 100
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: subs, DisableCompression: true}}
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(b.Context())
+	var round, readers sync.WaitGroup
+	defer readers.Wait()
+	defer cancel()
+	for range subs {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("open stream: %v %v", err, resp)
+		}
+		readers.Go(func() {
+			defer resp.Body.Close()
+			r := bufio.NewReaderSize(resp.Body, 64<<10)
+			var last int64
+			for {
+				line, err := r.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				// Count each message once by its seq: presence events
+				// repeat the newest id.
+				if v, ok := bytes.CutPrefix(line, []byte("id: ")); ok {
+					seq, _ := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+					if seq > last {
+						last = seq
+						if seq%msgs == 0 {
+							round.Done()
+						}
+					}
+				}
+			}
+		})
+	}
+	author := chat.Author{Name: "alice", Key: "a11ce0000000"}
+	text := "a chat message of a typical length, a sentence or two."
+	rounds := 0
+	for b.Loop() {
+		rounds++
+		round.Add(subs)
+		for range msgs {
+			if err := post(ctx, "lobby", author, text); err != nil {
+				b.Fatal(err)
+			}
+		}
+		done := make(chan struct{})
+		go func() { round.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			b.Fatal("subscribers did not get every message within a minute")
+		}
+	}
+	b.ReportMetric(float64(rounds*msgs*subs)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// broadcaster is the yardstick: the least an SSE fan-out has to do.
+type broadcaster struct {
+	mu   sync.RWMutex
+	subs map[chan []byte]struct{}
+	done chan struct{}
+}
+
+func newBroadcaster() *broadcaster {
+	return &broadcaster{subs: make(map[chan []byte]struct{}), done: make(chan struct{})}
+}
+
+func (bc *broadcaster) close() { close(bc.done) }
+
+// publish encodes the event once and queues it for every subscriber,
+// dropping those whose queue is full.
+func (bc *broadcaster) publish(seq int64, html []byte) {
+	ev := append(append([]byte("id: "), strconv.FormatInt(seq, 10)...), '\n')
+	for line := range bytes.SplitSeq(html, []byte("\n")) {
+		ev = append(append(append(ev, "data: "...), line...), '\n')
+	}
+	ev = append(ev, '\n')
+	bc.mu.Lock() // a write lock: dropping removes from the map
+	for c := range bc.subs {
+		select {
+		case c <- ev:
+		default:
+			delete(bc.subs, c)
+			close(c)
+		}
+	}
+	bc.mu.Unlock()
+}
+
+func (bc *broadcaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := make(chan []byte, 256)
+	bc.mu.Lock()
+	bc.subs[c] = struct{}{}
+	bc.mu.Unlock()
+	defer func() {
+		bc.mu.Lock()
+		if _, ok := bc.subs[c]; ok {
+			delete(bc.subs, c)
+			close(c)
+		}
+		bc.mu.Unlock()
+	}()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil {
+		return
+	}
+	for {
+		select {
+		case ev, ok := <-c:
+			if !ok {
+				return // dropped as too slow
+			}
+			// Write everything queued, then flush once.
+			for more := true; more; {
+				if _, err := w.Write(ev); err != nil {
+					return
+				}
+				select {
+				case ev, ok = <-c:
+					if !ok {
+						return
+					}
+				default:
+					more = false
+				}
+			}
+			if rc.Flush() != nil {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		case <-bc.done:
+			return
+		}
+	}
+}
