@@ -6,8 +6,8 @@ package handlers
 //     its own stream and never the room;
 //   - AutoReplay off (it rewrites ids and keeps an unbounded log): replay
 //     comes from the store;
-//   - SplitData on, with CRLF and lone CR normalised to LF first, so every
-//     line of a fragment gets its own "data:" prefix;
+//   - SplitData on; fragments reach it with LF line ends only (views.Render
+//     normalises CR once per fragment), so every line gets its own "data:";
 //   - never an event with empty data (it would end the loop): heartbeats are
 //     comments;
 //   - Last-Event-ID is parsed here and removed before r3labs sees it (it
@@ -19,7 +19,6 @@ package handlers
 //     retry line ourselves, and send heartbeats, which it does not.
 
 import (
-	"bytes"
 	"context"
 	crand "crypto/rand"
 	"fmt"
@@ -177,16 +176,6 @@ func cursorOf(r *http.Request) (int64, bool) {
 		return n, true
 	}
 	return parseCursor(r.URL.Query().Get("after"))
-}
-
-// normalizeNewlines turns CRLF and lone CR into LF so SplitData, which only
-// splits on LF, gives every line its own data: prefix.
-func normalizeNewlines(b []byte) []byte {
-	if bytes.IndexByte(b, '\r') < 0 {
-		return b
-	}
-	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
-	return bytes.ReplaceAll(b, []byte("\r"), []byte("\n"))
 }
 
 // ServeHTTP streams a room: subscribe first, replay from the store after
@@ -449,14 +438,15 @@ func (p *pump) sendSnapshot() error {
 }
 
 // send publishes one message event. Publish blocks only on this
-// connection's own stream; the hub never waits for it.
+// connection's own stream; the hub never waits for it. html comes from
+// views.Render (through the hub's RenderFunc), so its lines end in LF only.
 func (p *pump) send(seq int64, html []byte) {
 	if len(html) == 0 {
 		html = []byte(" ") // an empty data field would end r3labs' loop
 	}
 	p.s.srv.Publish(p.id, &sse.Event{
 		ID:   []byte(strconv.FormatInt(seq, 10)),
-		Data: normalizeNewlines(html),
+		Data: html,
 	})
 	p.last = seq
 }
@@ -471,7 +461,7 @@ func (p *pump) sendPresence(html []byte) {
 	}
 	p.s.srv.Publish(p.id, &sse.Event{
 		ID:   []byte(strconv.FormatInt(p.last, 10)),
-		Data: normalizeNewlines(html),
+		Data: html,
 	})
 }
 

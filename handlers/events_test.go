@@ -521,24 +521,6 @@ func TestCursorOf(t *testing.T) {
 	}
 }
 
-func TestNormalizeNewlines(t *testing.T) {
-	tests := []struct{ name, in, want string }{
-		{"None", "abc", "abc"},
-		{"LF", "a\nb", "a\nb"},
-		{"CRLF", "a\r\nb", "a\nb"},
-		{"CR", "a\rb", "a\nb"},
-		{"Mixed", "a\r\nb\rc\nd\r", "a\nb\nc\nd\n"},
-		{"CRCRLF", "a\r\r\nb", "a\n\nb"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := string(normalizeNewlines([]byte(tt.in))); got != tt.want {
-				t.Errorf("normalizeNewlines(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
 // A cursor older than the retained history gets a notice where the gap is,
 // then everything retained, each once.
 func TestEventsTrimmedNotice(t *testing.T) {
