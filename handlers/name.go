@@ -67,7 +67,7 @@ func roomOfPath(path string) (string, bool) {
 // goes back to the guest name. A bad name gets 400 and the page the form
 // was on (the index, or the room page next names) with the reason next to
 // the field; nothing changes.
-func handleName(logger *slog.Logger, history Historian, cfg Config, secret []byte) http.HandlerFunc {
+func handleName(logger *slog.Logger, hub Hub, cfg Config, secret []byte) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxBody)
 		err := r.ParseForm()
@@ -76,10 +76,10 @@ func handleName(logger *slog.Logger, history Historian, cfg Config, secret []byt
 			ns := nameState(r)
 			ns.Value, ns.Problem = strings.ToValidUTF8(value, "\uFFFD"), reason
 			if room, ok := roomOfPath(next); ok {
-				renderRoomWith(w, r, logger, history, cfg.History, room, status, views.FormState{}, ns)
+				renderRoomWith(w, r, logger, hub, cfg.History, room, status, views.FormState{}, ns)
 				return
 			}
-			render(w, r, status, views.Index("", "", ns, roomsState(r, logger, history)))
+			render(w, r, status, views.Index("", "", ns, roomsState(r, logger, hub)))
 		}
 		if err != nil {
 			var tooBig *http.MaxBytesError

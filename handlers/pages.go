@@ -60,32 +60,38 @@ func handleRoomQuery(logger *slog.Logger, lobby Lobby, m *Metrics) http.HandlerF
 	}
 }
 
-func handleRoom(logger *slog.Logger, history Historian, n int) http.HandlerFunc {
+// RoomReader reads what a room page shows: its history and who is there.
+type RoomReader interface {
+	Historian
+	Roster
+}
+
+func handleRoom(logger *slog.Logger, rooms RoomReader, n int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		room, err := roomParam(r)
 		if err != nil {
 			renderError(w, r, statusOf(err), "Bad room name", chat.Reason(err))
 			return
 		}
-		renderRoom(w, r, logger, history, n, room, http.StatusOK, views.FormState{})
+		renderRoom(w, r, logger, rooms, n, room, http.StatusOK, views.FormState{})
 	}
 }
 
 // renderRoom renders the room page with form in the given state, for the
 // person making r.
-func renderRoom(w http.ResponseWriter, r *http.Request, logger *slog.Logger, history Historian, n int, room string, status int, form views.FormState) {
-	renderRoomWith(w, r, logger, history, n, room, status, form, nameState(r))
+func renderRoom(w http.ResponseWriter, r *http.Request, logger *slog.Logger, rooms RoomReader, n int, room string, status int, form views.FormState) {
+	renderRoomWith(w, r, logger, rooms, n, room, status, form, nameState(r))
 }
 
 // renderRoomWith is renderRoom with the name form in the given state.
-func renderRoomWith(w http.ResponseWriter, r *http.Request, logger *slog.Logger, history Historian, n int, room string, status int, form views.FormState, name views.NameState) {
-	msgs, err := history.Recent(r.Context(), room, n)
+func renderRoomWith(w http.ResponseWriter, r *http.Request, logger *slog.Logger, rooms RoomReader, n int, room string, status int, form views.FormState, name views.NameState) {
+	msgs, err := rooms.Recent(r.Context(), room, n)
 	if err != nil {
 		logger.LogAttrs(r.Context(), slog.LevelError, "load history", slog.String("room", room), slog.Any("err", err))
 		renderError(w, r, statusOf(err), "History unavailable", publicReason(err))
 		return
 	}
-	render(w, r, status, views.Room(room, msgs, form, name, presentFor(r, logger, history, room)))
+	render(w, r, status, views.Room(room, msgs, form, name, presentFor(r, logger, rooms, room)))
 }
 
 // render writes a component as an HTML response with status.

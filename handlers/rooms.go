@@ -24,15 +24,10 @@ type Roster interface {
 // to count as active (someone present always counts).
 const activeWindow = 24 * time.Hour
 
-// roomsState reads the active rooms for the index. lobby may be nil (a hub
-// without the capability), which lists none; a failure is logged and shown
-// as such, and never fails the page.
-func roomsState(r *http.Request, logger *slog.Logger, lobby any) views.RoomsState {
-	l, ok := lobby.(Lobby)
-	if !ok {
-		return views.RoomsState{}
-	}
-	rooms, err := l.ActiveRooms(r.Context(), time.Now().Add(-activeWindow), chat.MaxActiveRooms)
+// roomsState reads the active rooms for the index; a failure is logged and
+// shown as such, and never fails the page.
+func roomsState(r *http.Request, logger *slog.Logger, lobby Lobby) views.RoomsState {
+	rooms, err := lobby.ActiveRooms(r.Context(), time.Now().Add(-activeWindow), chat.MaxActiveRooms)
 	if err != nil {
 		logger.LogAttrs(r.Context(), slog.LevelWarn, "list active rooms", slog.Any("err", err))
 		return views.RoomsState{Unavailable: true}
@@ -58,15 +53,12 @@ func handleRooms(logger *slog.Logger, lobby Lobby) http.HandlerFunc {
 
 // presentFor returns who is in room as the room page shows it: the members
 // the roster knows, and the viewer, whom the page's stream joins a moment
-// later anyway. roster may be nil or lack the capability (viewer only).
-func presentFor(r *http.Request, logger *slog.Logger, roster any, room string) []chat.Member {
-	var members []chat.Member
-	if ro, ok := roster.(Roster); ok {
-		var err error
-		if members, err = ro.Members(r.Context(), room); err != nil {
-			logger.LogAttrs(r.Context(), slog.LevelWarn, "read presence", slog.String("room", room), slog.Any("err", err))
-			members = nil
-		}
+// later anyway; if the roster cannot be read, the viewer only.
+func presentFor(r *http.Request, logger *slog.Logger, roster Roster, room string) []chat.Member {
+	members, err := roster.Members(r.Context(), room)
+	if err != nil {
+		logger.LogAttrs(r.Context(), slog.LevelWarn, "read presence", slog.String("room", room), slog.Any("err", err))
+		members = nil
 	}
 	p := PersonFrom(r.Context())
 	if p.Key == "" {
