@@ -5,14 +5,12 @@ package e2e
 // EventSource, reconnects with Last-Event-ID whenever a stream ends.
 
 import (
-	"bufio"
 	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -116,7 +114,7 @@ func (v *viaProxy) events(t testing.TB, room, lastID string) *sseClient {
 	go func() {
 		defer resp.Body.Close()
 		c.Done <- readEvents(resp.Body,
-			func(ev sseEvent) { c.Events <- ev },
+			func(ev sseEvent) { c.Events <- ev }, nil,
 			func() {
 				select {
 				case c.Pings <- struct{}{}:
@@ -126,48 +124,6 @@ func (v *viaProxy) events(t testing.TB, room, lastID string) *sseClient {
 			func(time.Duration) {})
 	}()
 	return c
-}
-
-// readEvents parses an event stream from r until it ends, calling event for
-// each message event, comment for each comment line and retry for each
-// retry field. It returns the read error: io.EOF when the stream ended
-// cleanly. An event cut off by the end of the stream is not dispatched, nor
-// is a presence event (a member list, not a message).
-func readEvents(r io.Reader, event func(sseEvent), comment func(), retry func(time.Duration)) error {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var ev sseEvent
-	var data []string
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-		if line == "" {
-			if data != nil {
-				ev.Data = strings.Join(data, "\n")
-				if !isPresence(ev.Data) {
-					event(ev)
-				}
-			}
-			ev, data = sseEvent{}, nil
-			continue
-		}
-		name, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch name {
-		case "":
-			comment()
-		case "id":
-			ev.ID = value
-		case "data":
-			data = append(data, value)
-		case "retry":
-			if ms, err := strconv.Atoi(value); err == nil && ms >= 0 {
-				retry(time.Duration(ms) * time.Millisecond)
-			}
-		}
-	}
 }
 
 // resumingReader follows a room's stream through a proxy the way
@@ -249,7 +205,7 @@ func (r *resumingReader) once(ctx context.Context, v *viaProxy, room, lastID str
 			case r.arrived <- struct{}{}:
 			default:
 			}
-		},
+		}, nil,
 		func() {},
 		func(d time.Duration) { *retry = d })
 }

@@ -3,7 +3,9 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,41 +58,21 @@ func openSSE(t testing.TB, url, lastID string) *sseClient {
 	t.Cleanup(c.Close)
 	go func() {
 		defer resp.Body.Close()
-		br := bufio.NewReaderSize(resp.Body, 64<<10)
-		var ev sseEvent
-		var data []string
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				c.Done <- err
-				return
-			}
-			line = strings.TrimSuffix(line, "\n")
-			switch {
-			case line == "":
-				if data != nil {
-					ev.Data = strings.Join(data, "\n")
-					if isPresence(ev.Data) {
-						select {
-						case c.Presence <- ev:
-						default: // nobody reads them: drop
-						}
-					} else {
-						c.Events <- ev
-					}
+		c.Done <- readEvents(resp.Body,
+			func(ev sseEvent) { c.Events <- ev },
+			func(ev sseEvent) {
+				select {
+				case c.Presence <- ev:
+				default: // nobody reads them: drop
 				}
-				ev, data = sseEvent{}, nil
-			case strings.HasPrefix(line, ":"):
+			},
+			func() {
 				select {
 				case c.Pings <- struct{}{}:
 				default:
 				}
-			case strings.HasPrefix(line, "id: "):
-				ev.ID = strings.TrimPrefix(line, "id: ")
-			case strings.HasPrefix(line, "data: "):
-				data = append(data, strings.TrimPrefix(line, "data: "))
-			}
-		}
+			},
+			func(time.Duration) {})
 	}()
 	return c
 }
@@ -138,4 +120,49 @@ func textOf(data string) string {
 	}
 	text, _, _ := strings.Cut(rest, "</span>")
 	return text
+}
+
+// readEvents parses an event stream from r until it ends, calling event for
+// each message event, presence (if not nil) for each presence event (a
+// member list, not a message), comment for each comment line and retry for
+// each retry field. It returns the read error: io.EOF when the stream ended
+// cleanly. An event cut off by the end of the stream is not dispatched.
+func readEvents(r io.Reader, event, presence func(sseEvent), comment func(), retry func(time.Duration)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var ev sseEvent
+	var data []string
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if line == "" {
+			if data != nil {
+				ev.Data = strings.Join(data, "\n")
+				switch {
+				case !isPresence(ev.Data):
+					event(ev)
+				case presence != nil:
+					presence(ev)
+				}
+			}
+			ev, data = sseEvent{}, nil
+			continue
+		}
+		name, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch name {
+		case "":
+			comment()
+		case "id":
+			ev.ID = value
+		case "data":
+			data = append(data, value)
+		case "retry":
+			if ms, err := strconv.Atoi(value); err == nil && ms >= 0 {
+				retry(time.Duration(ms) * time.Millisecond)
+			}
+		}
+	}
 }
