@@ -205,13 +205,13 @@ func (h *Hub) Subscribe(room string) *Subscription {
 	subs[s] = struct{}{}
 	h.mu.Unlock()
 	h.watch(room)
-	h.watchPresence(room)
 	return s
 }
 
-// watch takes a reference on room's feed subscription, starting it for the
-// room's first local subscriber.
+// watch takes a reference on room's feed subscription and member watch,
+// starting them for the room's first local subscriber. unwatch undoes it.
 func (h *Hub) watch(room string) {
+	h.watchPresence(room)
 	if h.feed == nil {
 		return
 	}
@@ -225,7 +225,8 @@ func (h *Hub) watch(room string) {
 	w.refs++
 }
 
-// unwatch drops a reference, stopping the feed subscription with the last.
+// unwatch drops the references watch took, stopping the feed subscription
+// and the member watch with the last.
 func (h *Hub) unwatch(room string) {
 	h.unwatchPresence(room)
 	if h.feed == nil {
