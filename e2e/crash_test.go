@@ -67,7 +67,7 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("posters did not reach the kill point")
 	}
-	first.kill(t)
+	first.Kill(t)
 	wg.Wait()
 	mu.Lock()
 	total := count

@@ -168,7 +168,7 @@ func TestPresenceTwoNodesCrash(t *testing.T) {
 	waitCount(t, onB, 2, liveTimeout) // A's person, seen on B
 	waitCount(t, onA, 2, liveTimeout) // and B's on A
 
-	a.kill(t)
+	a.Kill(t)
 	killed := time.Now()
 	waitGone(t, a.PID)
 	waitCount(t, onB, 1, 2*hb+2*time.Second)

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/hxchat/hxchat/internal/servertest"
 )
 
 // serverBin is the hxchat binary built by TestMain ("" in -short mode).
@@ -27,14 +24,7 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 			defer os.RemoveAll(dir)
-			serverBin = filepath.Join(dir, "hxchat")
-			goCmd, err := exec.LookPath("go")
-			if err != nil {
-				goCmd = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-			}
-			cmd := exec.Command(goCmd, "build", "-o", serverBin, "../hxchat")
-			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-			if err := cmd.Run(); err != nil {
+			if serverBin, err = servertest.Build("../..", dir); err != nil {
 				fmt.Fprintln(os.Stderr, "building the server:", err)
 				return 1
 			}
@@ -53,44 +43,16 @@ func testingShort() bool {
 	return false
 }
 
-// startServer runs the hxchat binary on a free loopback port and returns
-// its URL; it is stopped when the test ends.
+// startServer runs the hxchat binary on a free loopback port, with the
+// per-client limits off (the load comes from one address), and returns its
+// URL; it is stopped when the test ends.
 func startServer(t *testing.T) string {
 	t.Helper()
 	if serverBin == "" {
 		t.Skip("needs the server binary (not built in -short mode)")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, serverBin, "-addr", "127.0.0.1:0", "-db", ":memory:",
-		"-post-rate", "0", "-max-streams-per-client", "0", "-log-level", "warn")
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("server stderr:\n%s", stderr.String())
-		}
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading the server's first line: %v", err)
-	}
-	go func() { _, _ = io.Copy(io.Discard, out) }()
-	u, ok := strings.CutPrefix(strings.TrimSpace(line), "hxchat serving on ")
-	if !ok {
-		t.Fatalf("server's first line = %q", line)
-	}
-	return strings.TrimSuffix(u, "/")
+	return servertest.Start(t, serverBin, "-addr", "127.0.0.1:0", "-db", ":memory:",
+		"-post-rate", "0", "-max-streams-per-client", "0", "-log-level", "warn").URL
 }
 
 func TestSmoke(t *testing.T) {
