@@ -12,10 +12,44 @@ import (
 const DefaultQueueSize = 256
 
 // Delivery is a message on its way to subscribers, with its HTML fragment
-// rendered once for all of them.
+// rendered once for all of them. It is shared by every subscriber and must
+// not be modified; pass it by pointer.
 type Delivery struct {
 	Message
 	HTML []byte
+
+	frame atomic.Pointer[any] // the wire encoding, see Frame
+}
+
+// Frame returns d's encoding for the wire: build's result, made by the
+// first subscriber that asks and shared by all after it, so a message is
+// framed once per fan-out however many subscribers it has. When subscribers
+// race, build may run more than once; one result wins and all get it.
+func (d *Delivery) Frame(build func(*Delivery) any) any {
+	if f := d.frame.Load(); f != nil {
+		return *f
+	}
+	f := build(d)
+	if d.frame.CompareAndSwap(nil, &f) {
+		return f
+	}
+	return *d.frame.Load()
+}
+
+// Sink receives one subscriber's deliveries straight from the hub, with no
+// goroutine of its own in between. The hub calls it from whichever
+// goroutine publishes (several posts at once may call Deliver
+// concurrently, and not necessarily in seq order) and from its presence
+// worker, so a Sink must be safe for concurrent use and must never block.
+type Sink interface {
+	// Deliver offers d. It reports false when the subscriber cannot take
+	// it (its bounded queue is full); the hub then drops the subscriber.
+	Deliver(d *Delivery) bool
+	// Presence offers the room's member list; only the newest matters.
+	Presence(u *PresenceUpdate)
+	// Dropped is called once, after the hub removed the subscriber for
+	// being too slow.
+	Dropped()
 }
 
 // RenderFunc renders the fragment of a message, as sent on the wire.
@@ -166,10 +200,9 @@ func (h *Hub) Publish(m Message) {
 	n := 0
 	h.mu.RLock()
 	for s := range h.rooms[m.Room] {
-		select {
-		case s.c <- d:
+		if s.sink.Deliver(d) {
 			n++
-		default:
+		} else {
 			slow = append(slow, s)
 		}
 	}
@@ -178,23 +211,31 @@ func (h *Hub) Publish(m Message) {
 		h.opts.OnDeliver(m, n)
 	}
 	for _, s := range slow {
-		queued := len(s.c)
 		if s.drop() && h.opts.OnDrop != nil {
-			h.opts.OnDrop(m.Room, queued)
+			h.opts.OnDrop(m.Room, h.opts.QueueSize)
 		}
 	}
 }
 
-// Subscribe adds a subscriber to room. The caller must Close it.
+// Subscribe adds a subscriber to room whose deliveries arrive on channels
+// (see Subscription). The caller must Close it.
 func (h *Hub) Subscribe(room string) *Subscription {
-	s := &Subscription{
-		hub:     h,
-		room:    room,
+	c := &chanSink{
 		c:       make(chan *Delivery, h.opts.QueueSize),
 		dropped: make(chan struct{}),
+		// One slot: a member list not yet taken is replaced by a newer one.
+		presence: make(chan *PresenceUpdate, 1),
 	}
-	// One slot: a member list not yet taken is replaced by a newer one.
-	s.presence = make(chan *PresenceUpdate, 1)
+	s := h.SubscribeSink(room, c)
+	s.chans = c
+	return s
+}
+
+// SubscribeSink adds a subscriber to room whose deliveries go to sink (the
+// Subscription's channels stay nil). The caller must Close it. Deliveries
+// may start before SubscribeSink returns.
+func (h *Hub) SubscribeSink(room string, sink Sink) *Subscription {
+	s := &Subscription{hub: h, room: room, sink: sink}
 	s.presenceFresh.Store(true)
 	h.mu.Lock()
 	subs := h.rooms[room]
@@ -266,26 +307,73 @@ func (h *Hub) remove(s *Subscription) bool {
 	return true
 }
 
-// Subscription is one subscriber of a room. Deliveries arrive on C in the
-// order they were published; Dropped is closed when the hub drops the
-// subscriber because its queue overflowed. The channel C is never closed.
-// A Delivery is shared by all subscribers and must not be modified.
+// Subscription is one subscriber of a room. For one made by Subscribe,
+// deliveries arrive on C in the order they were published; Dropped is
+// closed when the hub drops the subscriber because its queue overflowed.
+// The channel C is never closed. A Delivery is shared by all subscribers
+// and must not be modified.
 type Subscription struct {
-	hub     *Hub
-	room    string
-	c       chan *Delivery
-	dropped chan struct{}
-	once    sync.Once
+	hub   *Hub
+	room  string
+	sink  Sink
+	chans *chanSink // nil for SubscribeSink
+	once  sync.Once
 
-	presence      chan *PresenceUpdate
-	presenceFresh atomic.Bool // no member list was queued yet
+	presenceFresh atomic.Bool // no member list was offered yet
 }
 
-// C returns the channel deliveries arrive on.
-func (s *Subscription) C() <-chan *Delivery { return s.c }
+// C returns the channel deliveries arrive on (nil for SubscribeSink).
+func (s *Subscription) C() <-chan *Delivery {
+	if s.chans == nil {
+		return nil
+	}
+	return s.chans.c
+}
 
-// Dropped is closed when the subscriber was dropped for being too slow.
-func (s *Subscription) Dropped() <-chan struct{} { return s.dropped }
+// Dropped is closed when the subscriber was dropped for being too slow
+// (nil for SubscribeSink: the sink's Dropped is called instead).
+func (s *Subscription) Dropped() <-chan struct{} {
+	if s.chans == nil {
+		return nil
+	}
+	return s.chans.dropped
+}
+
+// chanSink is the Sink of Subscribe: a bounded queue and a one-slot
+// presence channel.
+type chanSink struct {
+	c        chan *Delivery
+	dropped  chan struct{}
+	presence chan *PresenceUpdate
+}
+
+func (c *chanSink) Deliver(d *Delivery) bool {
+	select {
+	case c.c <- d:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *chanSink) Dropped() { close(c.dropped) }
+
+// Presence queues u, replacing an update not yet taken: only the newest
+// list matters. Only the presence worker calls it, so the loop ends at the
+// latest on its second turn.
+func (c *chanSink) Presence(u *PresenceUpdate) {
+	for {
+		select {
+		case c.presence <- u:
+			return
+		default:
+		}
+		select {
+		case <-c.presence:
+		default:
+		}
+	}
+}
 
 // Room returns the subscribed room.
 func (s *Subscription) Room() string { return s.room }
@@ -296,7 +384,7 @@ func (s *Subscription) drop() bool {
 	if !s.hub.remove(s) {
 		return false
 	}
-	s.once.Do(func() { close(s.dropped) })
+	s.once.Do(s.sink.Dropped)
 	// drop runs inside Publish, which may be the feed's delivery goroutine:
 	// stopping the feed from here could wait on ourselves.
 	go s.hub.unwatch(s.room)

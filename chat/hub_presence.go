@@ -183,32 +183,21 @@ func (h *Hub) refreshPresence(room string) {
 	h.mu.RLock()
 	for s := range h.rooms[room] {
 		if changed || s.presenceFresh.Load() {
-			s.offerPresence(u)
+			s.presenceFresh.Store(false)
+			s.sink.Presence(u)
 		}
 	}
 	h.mu.RUnlock()
-}
-
-// offerPresence queues u, replacing an update not yet taken: only the
-// newest list matters. Only the presence worker calls it, so the loop ends
-// at the latest on its second turn.
-func (s *Subscription) offerPresence(u *PresenceUpdate) {
-	for {
-		select {
-		case s.presence <- u:
-			s.presenceFresh.Store(false)
-			return
-		default:
-		}
-		select {
-		case <-s.presence:
-		default:
-		}
-	}
 }
 
 // Presence returns the channel the room's member lists arrive on: the
 // current one soon after Subscribe, then each new one. Updates not taken in
 // time are replaced by newer ones (the channel holds one); it is never
 // closed.
-func (s *Subscription) Presence() <-chan *PresenceUpdate { return s.presence }
+// It is nil for SubscribeSink.
+func (s *Subscription) Presence() <-chan *PresenceUpdate {
+	if s.chans == nil {
+		return nil
+	}
+	return s.chans.presence
+}

@@ -16,9 +16,19 @@ package handlers
 //     removed only after ServeHTTP returned, so its deregistering goroutine
 //     never blocks on a stopped stream (the RemoveStream leak);
 //   - we write the headers (with X-Accel-Buffering and no-transform) and the
-//     retry line ourselves, and send heartbeats, which it does not.
+//     retry line ourselves, and send heartbeats, which it does not;
+//   - it never blocks a publisher: at most flightWindow events are handed to
+//     a stream before r3labs has written them, fewer than its buffers hold,
+//     so TryPublish always has room; the rest wait in our own bounded queue.
+//
+// The speed of the stream path comes from three things (see
+// docs/PERFORMANCE.md): a connection has no goroutine of ours (the hub
+// delivers straight into its stream, r3labs' loop drains it, timers do the
+// rest); each message is framed once as one *sse.Event shared by all
+// subscribers; and the socket is flushed once per batch, not per event.
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"fmt"
@@ -26,6 +36,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +52,7 @@ import (
 
 // Subscriber is what the SSE endpoint uses of the hub.
 type Subscriber interface {
-	Subscribe(room string) *chat.Subscription
+	SubscribeSink(room string, sink chat.Sink) *chat.Subscription
 	Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error)
 	Recent(ctx context.Context, room string, n int) ([]chat.Message, error)
 	Render(chat.Message) ([]byte, error)
@@ -74,6 +86,10 @@ type StreamConfig struct {
 	MaxStreams          int
 	// Trusted are the proxies whose X-Forwarded-For names the client.
 	Trusted []netip.Prefix
+	// QueueSize bounds the live messages queued for one client (waiting to
+	// be written, or held behind a gap); a client over it is dropped and
+	// resumes from the store (chat.DefaultQueueSize).
+	QueueSize int
 }
 
 // Streams serves the SSE endpoint of every room and ends all open streams on
@@ -93,7 +109,7 @@ type Streams struct {
 	mu      sync.Mutex // guards closing and wg.Add
 	closing bool
 	wg      sync.WaitGroup
-	ready   sync.Map // stream id → chan struct{}, closed once its subscriber is registered
+	conns   sync.Map // r3labs stream id → *stream
 }
 
 // NewStreams returns the SSE endpoint.
@@ -102,7 +118,7 @@ func NewStreams(logger *slog.Logger, hub Subscriber, m *Metrics, cfg StreamConfi
 	srv.AutoReplay = false
 	srv.AutoStream = false
 	srv.SplitData = true
-	srv.BufferSize = 16 // per connection; the hub's queue is the real slack
+	srv.BufferSize = r3labsBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	// Zero values select defaults (a zero Heartbeat would panic in
 	// time.NewTicker; a zero WriteTimeout would fail every write).
@@ -121,13 +137,18 @@ func NewStreams(logger *slog.Logger, hub Subscriber, m *Metrics, cfg StreamConfi
 	if cfg.Snapshot <= 0 {
 		cfg.Snapshot = 50
 	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = chat.DefaultQueueSize
+	}
 	s := &Streams{logger: logger, hub: hub, metrics: m, cfg: cfg, srv: srv, ctx: ctx, cancel: cancel}
 	s.limits = newStreamLimiter(cfg.MaxStreamsPerClient, cfg.MaxStreams)
 	// An event published before r3labs registered the connection's
-	// subscriber is broadcast to nobody; the pump waits for this signal.
+	// subscriber is broadcast to nobody, so a stream is fed only from here
+	// on. r3labs runs this in a goroutine of its own, which does the
+	// stream's first catch-up from the store.
 	srv.OnSubscribe = func(id string, _ *sse.Subscriber) {
-		if c, ok := s.ready.Load(id); ok {
-			close(c.(chan struct{}))
+		if c, ok := s.conns.Load(id); ok {
+			c.(*stream).subscribed()
 		}
 	}
 	return s
@@ -178,6 +199,30 @@ func cursorOf(r *http.Request) (int64, bool) {
 	return parseCursor(r.URL.Query().Get("after"))
 }
 
+// r3labs' buffers per connection: the stream's event channel holds
+// r3labsBuffer events and its subscriber's channel 64 (fixed in r3labs
+// v2.10.0), plus one in the hands of the stream's goroutine. flightWindow,
+// the most events handed to r3labs and not yet written, stays below their
+// sum, so a TryPublish to a live stream never finds it full and r3labs'
+// stream goroutine never blocks.
+const (
+	r3labsBuffer = 16
+	flightWindow = 64
+)
+
+// gapWait is how long a live message that arrived ahead of its
+// predecessor waits for it before the stream fills the gap from the store.
+// Racing posts close such gaps within microseconds; a message lost with a
+// drop or a feed hiccup is fetched after gapWait.
+const gapWait = 50 * time.Millisecond
+
+// endGrace is how long an ending stream may take to finish its last write
+// before it is cut.
+const endGrace = 200 * time.Millisecond
+
+// ping is the heartbeat, one event shared by every stream.
+var ping = &sse.Event{Comment: []byte("ping")}
+
 // ServeHTTP streams a room: subscribe first, replay from the store after
 // the cursor, then forward live messages, each seq exactly once and in order.
 func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -206,9 +251,22 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	c := &stream{
+		s:       s,
+		id:      strconv.FormatUint(s.nextID.Add(1), 10),
+		room:    room,
+		ctx:     ctx,
+		cancel:  cancel,
+		filling: true, // until the first catch-up, live messages are held
+		drained: make(chan struct{}, 1),
+	}
+	c.w = &streamWriter{w: w, rc: http.NewResponseController(w), c: c, timeout: s.cfg.WriteTimeout}
+
 	// Subscribe before reading the store, so nothing stored in between is
-	// missed; duplicates are dropped by seq below.
-	sub := s.hub.Subscribe(room)
+	// missed; duplicates are dropped by seq.
+	sub := s.hub.SubscribeSink(room, c)
 	defer sub.Close()
 
 	latest, err := s.hub.Recent(r.Context(), room, 1)
@@ -233,8 +291,10 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		snapshot = true
 		cursor = head
 	}
+	c.mu.Lock()
+	c.last, c.snapshot = cursor, snapshot
+	c.mu.Unlock()
 
-	id := strconv.FormatUint(s.nextID.Add(1), 10)
 	// An open stream is a person in the room: present while it lasts.
 	// A request without a key (no identity) counts as a person of its own.
 	who := PersonFrom(r.Context())
@@ -244,17 +304,12 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.hub.Join(room, member)()
 
-	ready := make(chan struct{})
-	s.ready.Store(id, ready)
-	defer s.ready.Delete(id)
-	s.srv.CreateStream(id)
+	s.conns.Store(c.id, c)
+	defer s.conns.Delete(c.id)
+	s.srv.CreateStream(c.id)
 	// Runs after ServeHTTP returned, that is after the subscriber was
 	// deregistered, so removing the stream leaks nothing.
-	defer s.srv.RemoveStream(id)
-
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	dw := &deadlineWriter{w: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}
+	defer s.srv.RemoveStream(c.id)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -262,61 +317,36 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	h.Del("Content-Length")
 	w.WriteHeader(http.StatusOK)
-	if _, err := fmt.Fprintf(dw, "retry: %d\n\n", s.cfg.Retry.Milliseconds()); err != nil {
+	if _, err := fmt.Fprintf(c.w, "retry: %d\n\n", s.cfg.Retry.Milliseconds()); err != nil {
 		return
 	}
-	dw.Flush()
+	if c.w.flush() != nil {
+		return
+	}
 
 	s.metrics.StreamsOpen.Inc()
 	defer s.metrics.StreamsOpen.Dec()
 
-	// End the stream when the hub drops this subscriber, the server shuts
-	// down or the stream's lifetime is over: cancel the context r3labs
-	// watches and cut any blocked write.
-	var expire <-chan time.Time
+	// End the stream when the server shuts down or its lifetime is over
+	// (the hub dropping it calls Dropped; the client leaving cancels ctx).
+	// Timers and AfterFunc, not goroutines: an idle stream costs none.
+	defer context.AfterFunc(s.ctx, func() { c.end(false) })()
+	c.mu.Lock()
+	c.beat = time.AfterFunc(s.cfg.Heartbeat, c.heartbeat)
 	if s.cfg.Lifetime > 0 {
-		t := time.NewTimer(jitter(s.cfg.Lifetime))
-		defer t.Stop()
-		expire = t.C
+		c.life = time.AfterFunc(jitter(s.cfg.Lifetime), func() { c.end(false) })
 	}
-	served := make(chan struct{})
-	go func() {
-		slow := false
-		select {
-		case <-sub.Dropped():
-			slow = true
-		case <-s.ctx.Done():
-		case <-expire:
-		case <-ctx.Done():
-		}
-		cancel()
-		if !slow {
-			// Let the stream end cleanly (net/http writes the last chunk);
-			// cut it only if a write is stuck.
-			t := time.NewTimer(endGrace)
-			defer t.Stop()
-			select {
-			case <-served:
-				return
-			case <-t.C:
-			}
-		}
-		dw.end()
-	}()
-
-	p := &pump{s: s, ctx: ctx, id: id, room: room, last: cursor, snapshot: snapshot}
-	go p.run(ready, sub, cancel)
+	c.mu.Unlock()
 
 	// r3labs writes until its subscriber is deregistered, which happens
-	// once ctx is cancelled.
-	r2 := r.Clone(ctx)
+	// once ctx is cancelled. A shallow copy of the request is enough: it
+	// reads the stream id from the URL and Last-Event-ID from the headers,
+	// and our cursor was read above.
+	r2 := r.WithContext(ctx)
 	r2.Header.Del("Last-Event-ID")
-	r2.URL.RawQuery = "stream=" + id
-	s.srv.ServeHTTP(dw, r2)
-	// net/http keeps a connection's deadlines across keep-alive requests:
-	// clear ours so the next response on this connection is not cut.
-	dw.clear()
-	close(served)
+	r2.URL = &url.URL{Path: r.URL.Path, RawQuery: "stream=" + c.id}
+	s.srv.ServeHTTP(c.w, r2)
+	c.finish()
 }
 
 // jitter returns d less a random part of up to a fifth of d.
@@ -324,104 +354,308 @@ func jitter(d time.Duration) time.Duration {
 	return d - rand.N(d/5+1)
 }
 
-// endGrace is how long an ending stream may take to finish its last write
-// before it is cut.
-const endGrace = 200 * time.Millisecond
+// stream is one SSE connection: the hub's Sink for its subscriber and the
+// feeder of its r3labs stream. It has no goroutine of its own: the hub
+// delivers into it, r3labs' loop drains it (each written event is reported
+// by streamWriter.Flush), and timers send heartbeats, fill gaps and end it.
+// Every live message goes out in seq order and once: one ahead of its
+// predecessor is held until the predecessor arrives or the gap is filled
+// from the store.
+type stream struct {
+	s      *Streams
+	id     string // the r3labs stream's
+	room   string
+	ctx    context.Context // cancelled when the stream ends
+	cancel context.CancelFunc
+	w      *streamWriter
 
-// pump feeds one connection's sse.Stream: replay, then live, in seq order.
-type pump struct {
-	s        *Streams
-	ctx      context.Context
-	id       string
-	room     string
-	last     int64 // newest seq sent
-	snapshot bool  // start with a snapshot of the log
+	drained chan struct{} // signalled when the queue empties, for a catch-up
+
+	mu       sync.Mutex
+	last     int64            // newest seq queued for the client
+	snapshot bool             // start with a snapshot of the log
+	ready    bool             // r3labs registered the subscriber: events may be handed over
+	filling  bool             // a catch-up from the store runs; live messages are held
+	held     []*chat.Delivery // live messages beyond last+1, in seq order
+	queue    []*sse.Event     // waiting for room in r3labs' buffers
+	inflight int              // handed to r3labs, not yet written
+	presence *chat.PresenceUpdate
+	gap      *time.Timer // fills a gap shown by held messages
+	beat     *time.Timer
+	life     *time.Timer
+	grace    *time.Timer // cuts a last write that takes too long
+	ending   bool
+	served   bool // r3labs returned: the connection is no longer ours to cut
 }
 
-func (p *pump) run(ready <-chan struct{}, sub *chat.Subscription, cancel context.CancelFunc) {
-	defer cancel()
-	select {
-	case <-ready:
-	case <-p.ctx.Done():
-		return
+var _ chat.Sink = (*stream)(nil)
+
+// frameDelivery is the wire encoding of a message, built once per delivery.
+func frameDelivery(d *chat.Delivery) any {
+	return messageEvent(d.Seq, d.HTML)
+}
+
+func messageEvent(seq int64, html []byte) *sse.Event {
+	if len(html) == 0 {
+		html = []byte(" ") // an empty data field would end r3labs' loop
 	}
-	if p.snapshot {
-		if err := p.sendSnapshot(); err != nil {
-			p.fail(err)
-			return
+	return &sse.Event{ID: strconv.AppendInt(nil, seq, 10), Data: html}
+}
+
+// Deliver queues a live message, holding it while a catch-up runs or while
+// its predecessor is missing. It reports false when the client has more
+// than QueueSize messages waiting: the hub then drops it.
+func (c *stream) Deliver(d *chat.Delivery) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ending || d.Seq <= c.last {
+		return true // gone, or already sent (from the store)
+	}
+	if c.filling || d.Seq > c.last+1 {
+		return c.hold(d)
+	}
+	if len(c.queue)+c.inflight >= c.s.cfg.QueueSize {
+		return false
+	}
+	c.push(d.Frame(frameDelivery).(*sse.Event))
+	c.last = d.Seq
+	c.release(false)
+	return true
+}
+
+// hold keeps d, in seq order, until its predecessors are sent; it reports
+// false when too many are held.
+func (c *stream) hold(d *chat.Delivery) bool {
+	i, found := slices.BinarySearchFunc(c.held, d.Seq, func(h *chat.Delivery, seq int64) int { return cmp.Compare(h.Seq, seq) })
+	if found {
+		return true
+	}
+	if len(c.held) >= c.s.cfg.QueueSize {
+		return false
+	}
+	c.held = slices.Insert(c.held, i, d)
+	if !c.filling && c.gap == nil {
+		c.gap = time.AfterFunc(gapWait, c.fillGap)
+	}
+	return true
+}
+
+// release queues the held messages that are next in seq order. With skip,
+// it queues all of them: the store was just read to its end, so what is
+// still missing was trimmed away.
+func (c *stream) release(skip bool) {
+	n := 0
+	for _, d := range c.held {
+		if d.Seq > c.last+1 && !skip {
+			break
+		}
+		n++
+		if d.Seq > c.last {
+			c.push(d.Frame(frameDelivery).(*sse.Event))
+			c.last = d.Seq
 		}
 	}
-	if err := p.replay(0); err != nil {
-		p.fail(err)
+	if n == 0 {
 		return
 	}
-	heartbeat := time.NewTicker(p.s.cfg.Heartbeat)
-	defer heartbeat.Stop()
-	for {
+	clear(c.held[:n])
+	if c.held = c.held[n:]; len(c.held) == 0 {
+		c.held = nil
+		if c.gap != nil {
+			c.gap.Stop()
+			c.gap = nil
+		}
+	}
+}
+
+// push queues ev and hands what fits to r3labs.
+func (c *stream) push(ev *sse.Event) {
+	c.queue = append(c.queue, ev)
+	c.feed()
+}
+
+// feed hands queued events to r3labs while fewer than flightWindow are in
+// flight. Before r3labs registered the subscriber, events would be lost,
+// so they wait.
+func (c *stream) feed() {
+	if !c.ready || c.ending {
+		return
+	}
+	n := 0
+	for _, ev := range c.queue {
+		if c.inflight >= flightWindow || !c.s.srv.TryPublish(c.id, ev) {
+			break
+		}
+		c.inflight++
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	clear(c.queue[:n])
+	if c.queue = c.queue[n:]; len(c.queue) == 0 {
+		c.queue = nil // an idle stream keeps no buffer
 		select {
-		case <-p.ctx.Done():
-			return
-		case <-heartbeat.C:
-			p.s.srv.Publish(p.id, &sse.Event{Comment: []byte("ping")})
-		case u := <-sub.Presence():
-			p.sendPresence(u.HTML)
-		case d := <-sub.C():
-			if d.Seq <= p.last {
-				continue // already sent from the store
-			}
-			if d.Seq > p.last+1 {
-				// A gap: an earlier post's fan-out is late, or was lost
-				// with a drop. The store has it; fill from there.
-				if err := p.replay(d.Seq - 1); err != nil {
-					p.fail(err)
-					return
-				}
-			}
-			if d.Seq > p.last { // still ahead: the gap was trimmed away
-				p.send(d.Seq, d.HTML)
-			}
+		case c.drained <- struct{}{}:
+		default:
 		}
 	}
 }
 
-// replay sends stored messages after p.last, up to seq upto (0: all).
-func (p *pump) replay(upto int64) error {
-	for p.ctx.Err() == nil {
-		msgs, err := p.s.hub.Since(p.ctx, p.room, p.last, p.s.cfg.ReplayBatch)
+// written is told by the writer that r3labs wrote one event; it hands over
+// more and reports whether more are in flight (the writer then leaves the
+// flush to the last of them).
+func (c *stream) written() (more bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inflight--
+	c.feed()
+	if c.presence != nil {
+		c.sendPresence()
+	}
+	return c.inflight > 0
+}
+
+// Presence queues the room's member list, or keeps it (replacing an older
+// one) until the stream is caught up and has room.
+func (c *stream) Presence(u *chat.PresenceUpdate) {
+	if len(u.HTML) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.presence = u
+	c.sendPresence()
+}
+
+// sendPresence queues the kept member list: an unnamed event, so htmx swaps
+// it, whose data is a partial aimed at #presence. Its id is the newest seq
+// queued before it, never empty: r3labs always writes the id field, and an
+// empty one would reset the browser's Last-Event-ID.
+func (c *stream) sendPresence() {
+	if c.filling || !c.ready || c.ending || len(c.queue)+c.inflight >= c.s.cfg.QueueSize {
+		return
+	}
+	c.push(&sse.Event{ID: strconv.AppendInt(nil, c.last, 10), Data: c.presence.HTML})
+	c.presence = nil
+}
+
+// Dropped ends a stream the hub dropped as too slow, cutting its writes.
+func (c *stream) Dropped() { c.end(true) }
+
+// subscribed runs once r3labs registered the subscriber (in a goroutine
+// r3labs starts for it): events may flow, starting with the catch-up.
+func (c *stream) subscribed() {
+	c.mu.Lock()
+	c.ready = true
+	c.feed()
+	snapshot := c.snapshot
+	c.mu.Unlock()
+	if snapshot {
+		if err := c.sendSnapshot(); err != nil {
+			c.fail(err)
+			return
+		}
+	}
+	c.catchUp()
+}
+
+// fillGap runs when held messages waited gapWait for a predecessor: it
+// reads the missing ones from the store.
+func (c *stream) fillGap() {
+	c.mu.Lock()
+	c.gap = nil
+	if c.ending || c.filling || len(c.held) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.filling = true
+	c.mu.Unlock()
+	c.catchUp()
+}
+
+// catchUp queues what the store holds after last, then the held live
+// messages, and ends the fill. It runs with filling set, in a goroutine of
+// its own (r3labs' OnSubscribe one, or a gap timer's).
+func (c *stream) catchUp() {
+	if err := c.replay(); err != nil {
+		c.fail(err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.filling = false
+	c.release(true)
+	if c.presence != nil {
+		c.sendPresence()
+	}
+}
+
+// replay queues stored messages after last, a batch at a time, waiting for
+// each batch to be handed over before reading the next.
+func (c *stream) replay() error {
+	batch := c.s.cfg.ReplayBatch
+	c.mu.Lock()
+	after := c.last
+	c.mu.Unlock()
+	for {
+		msgs, err := c.s.hub.Since(c.ctx, c.room, after, batch)
 		if err != nil {
 			return err
 		}
 		for _, m := range msgs {
-			if upto > 0 && m.Seq > upto {
-				return nil
-			}
-			if m.Seq > p.last+1 {
+			var notice []byte
+			if m.Seq > after+1 {
 				// Seqs have no gaps, so a jump means retention trimmed
 				// what the client missed: say so where it happened.
-				html, err := views.Render(views.TrimmedNotice(m.Seq - 1))
-				if err != nil {
+				if notice, err = views.Render(views.TrimmedNotice(m.Seq - 1)); err != nil {
 					return err
 				}
-				p.send(m.Seq-1, html)
 			}
-			html, err := p.s.hub.Render(m)
+			html, err := c.s.hub.Render(m)
 			if err != nil {
 				return err
 			}
-			p.send(m.Seq, html)
-			p.s.metrics.Replayed.Inc()
+			c.mu.Lock()
+			if notice != nil {
+				c.push(messageEvent(m.Seq-1, notice))
+			}
+			c.push(messageEvent(m.Seq, html))
+			c.last = m.Seq
+			c.mu.Unlock()
+			after = m.Seq
+			c.s.metrics.Replayed.Inc()
 		}
-		if len(msgs) < p.s.cfg.ReplayBatch {
+		if len(msgs) < batch {
 			return nil
 		}
+		if err := c.waitDrained(); err != nil {
+			return err
+		}
 	}
-	return nil
+}
+
+// waitDrained waits until the queue is empty or the stream ends.
+func (c *stream) waitDrained() error {
+	for {
+		c.mu.Lock()
+		empty := len(c.queue) == 0
+		c.mu.Unlock()
+		if empty {
+			return nil
+		}
+		select {
+		case <-c.drained:
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+	}
 }
 
 // sendSnapshot replaces the client's log with the room's recent messages,
 // in one event whose id is the newest of them.
-func (p *pump) sendSnapshot() error {
-	msgs, err := p.s.hub.Recent(p.ctx, p.room, p.s.cfg.Snapshot)
+func (c *stream) sendSnapshot() error {
+	msgs, err := c.s.hub.Recent(c.ctx, c.room, c.s.cfg.Snapshot)
 	if err != nil {
 		return err
 	}
@@ -429,92 +663,153 @@ func (p *pump) sendSnapshot() error {
 	if err != nil {
 		return err
 	}
-	last := p.last
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(msgs) > 0 {
-		last = max(last, msgs[len(msgs)-1].Seq)
+		c.last = max(c.last, msgs[len(msgs)-1].Seq)
 	}
-	p.send(last, html)
+	c.push(messageEvent(c.last, html))
 	return nil
 }
 
-// send publishes one message event. Publish blocks only on this
-// connection's own stream; the hub never waits for it. html comes from
-// views.Render (through the hub's RenderFunc), so its lines end in LF only.
-func (p *pump) send(seq int64, html []byte) {
-	if len(html) == 0 {
-		html = []byte(" ") // an empty data field would end r3labs' loop
+// fail ends the stream after a store error; the client reconnects and
+// resumes once the store is back.
+func (c *stream) fail(err error) {
+	if c.ctx.Err() == nil {
+		c.s.metrics.StoreErrors.WithLabelValues("read").Inc()
+		c.s.logger.LogAttrs(c.ctx, slog.LevelError, "stream: replay", slog.String("room", c.room), slog.Any("err", err))
 	}
-	p.s.srv.Publish(p.id, &sse.Event{
-		ID:   []byte(strconv.FormatInt(seq, 10)),
-		Data: html,
-	})
-	p.last = seq
+	c.end(false)
 }
 
-// sendPresence publishes a room's member list: an unnamed event, so htmx
-// swaps it, whose data is a partial aimed at #presence. Its id is the newest
-// seq sent, never empty: r3labs always writes the id field, and an empty one
-// would reset the browser's Last-Event-ID.
-func (p *pump) sendPresence(html []byte) {
-	if len(html) == 0 {
+// heartbeat sends a ping when nothing is waiting to be written (a busy
+// stream needs none), and comes back after the next interval.
+func (c *stream) heartbeat() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ending {
 		return
 	}
-	p.s.srv.Publish(p.id, &sse.Event{
-		ID:   []byte(strconv.FormatInt(p.last, 10)),
-		Data: html,
-	})
-}
-
-func (p *pump) fail(err error) {
-	if p.ctx.Err() != nil {
-		return
+	if len(c.queue) == 0 && c.inflight == 0 {
+		c.push(ping)
 	}
-	p.s.metrics.StoreErrors.WithLabelValues("read").Inc()
-	p.s.logger.LogAttrs(p.ctx, slog.LevelError, "stream: replay", slog.String("room", p.room), slog.Any("err", err))
+	c.beat.Reset(c.s.cfg.Heartbeat)
 }
 
-// deadlineWriter gives every write to a stream its own deadline (instead of
-// the server's WriteTimeout, which would cut every stream), ignores the
-// second WriteHeader r3labs sends, and can cut a blocked write at once.
-type deadlineWriter struct {
+// end ends the stream: the context r3labs watches is cancelled, so it
+// deregisters the subscriber and returns. A slow client's writes are cut at
+// once; otherwise the last write gets endGrace to finish.
+func (c *stream) end(slow bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.ending {
+		c.ending = true
+		for _, t := range []*time.Timer{c.gap, c.beat, c.life} {
+			if t != nil {
+				t.Stop()
+			}
+		}
+		c.cancel()
+		if !slow {
+			c.grace = time.AfterFunc(endGrace, c.cut)
+		}
+	}
+	if slow && !c.served {
+		c.w.end()
+	}
+}
+
+// cut fails the stream's pending and future writes, unless r3labs has
+// already returned (the connection may then serve a next request).
+func (c *stream) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.served {
+		c.w.end()
+	}
+}
+
+// finish runs once r3labs returned: timers stop, and the connection's write
+// deadline is cleared for the next request on it (net/http keeps deadlines
+// across keep-alive requests) unless the stream was cut.
+func (c *stream) finish() {
+	c.end(false)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.served = true
+	if c.grace != nil {
+		c.grace.Stop()
+	}
+	c.w.clear()
+}
+
+// streamWriter is the http.ResponseWriter r3labs writes a stream to. It
+// flushes once per batch: r3labs flushes after every event, and the flush is
+// skipped while more events are in flight, the last of them flushes. It sets
+// write deadlines (instead of the server's WriteTimeout, which would cut
+// every stream) lazily, not at every write; ignores the second WriteHeader
+// r3labs sends; and can cut a blocked write at once.
+//
+// Write and Flush run on the handler's goroutine only; end may run on any.
+type streamWriter struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
+	c       *stream
 	timeout time.Duration
+	renew   time.Time // when the write deadline is due to be renewed
+	flushes int       // Flush calls so far
 	ended   atomic.Bool
 }
 
-func (d *deadlineWriter) Header() http.Header { return d.w.Header() }
+func (d *streamWriter) Header() http.Header { return d.w.Header() }
 
 // WriteHeader is a no-op: the headers were written before r3labs ran.
-func (d *deadlineWriter) WriteHeader(int) {}
+func (d *streamWriter) WriteHeader(int) {}
 
-func (d *deadlineWriter) arm() {
+// arm keeps a write deadline of between ¾ and all of the timeout ahead,
+// renewing it when a quarter has passed: a write that blocks longer than
+// that fails and ends the stream.
+func (d *streamWriter) arm() {
+	if now := time.Now(); now.After(d.renew) {
+		_ = d.rc.SetWriteDeadline(now.Add(d.timeout))
+		d.renew = now.Add(d.timeout / 4)
+	}
+	// end may have run between the check and the set: make sure its past
+	// deadline wins.
 	if d.ended.Load() {
 		_ = d.rc.SetWriteDeadline(time.Unix(1, 0))
-		return
 	}
-	_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
 }
 
-func (d *deadlineWriter) Write(p []byte) (int, error) {
+func (d *streamWriter) Write(p []byte) (int, error) {
 	d.arm()
 	return d.w.Write(p)
 }
 
-func (d *deadlineWriter) Flush() {
+// Flush is called by r3labs once after its WriteHeader, then once after
+// each event it wrote (r3labs v2.10.0's ServeHTTP): from the second call on
+// each is one written event.
+func (d *streamWriter) Flush() {
+	if d.flushes++; d.flushes > 1 && d.c.written() {
+		return // a later event flushes this one too
+	}
+	_ = d.flush()
+}
+
+func (d *streamWriter) flush() error {
 	d.arm()
-	_ = d.rc.Flush()
+	return d.rc.Flush()
 }
 
 // clear removes the write deadline unless the stream was cut.
-func (d *deadlineWriter) clear() {
+func (d *streamWriter) clear() {
 	if !d.ended.Load() {
 		_ = d.rc.SetWriteDeadline(time.Time{})
 	}
 }
 
 // end makes pending and future writes fail at once.
-func (d *deadlineWriter) end() {
+func (d *streamWriter) end() {
 	d.ended.Store(true)
 	_ = d.rc.SetWriteDeadline(time.Unix(1, 0))
 }

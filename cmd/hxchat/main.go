@@ -278,6 +278,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		WriteTimeout: o.writeTimeout,
 		Snapshot:     o.history,
 		Lifetime:     o.streamLifetime,
+		QueueSize:    o.queue,
 
 		MaxStreamsPerClient: o.streamsPer,
 		MaxStreams:          o.streamsMax,
