@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,6 +109,7 @@ func benchFanout(b *testing.B, url string, post func(context.Context, string, ch
 	author := chat.Author{Name: "alice", Key: "a11ce0000000"}
 	text := "a chat message of a typical length, a sentence or two."
 	rounds := 0
+	writes := writeSyscalls(b)
 	for b.Loop() {
 		rounds++
 		round.Add(subs)
@@ -124,6 +127,27 @@ func benchFanout(b *testing.B, url string, post func(context.Context, string, ch
 		}
 	}
 	b.ReportMetric(float64(rounds*msgs*subs)/b.Elapsed().Seconds(), "deliveries/s")
+	// The server's writes (the clients only read): how well flushes batch.
+	b.ReportMetric(float64(writeSyscalls(b)-writes)/float64(rounds*msgs*subs), "writes/delivery")
+}
+
+// writeSyscalls returns the process's write system calls so far (syscw in
+// /proc/self/io), or 0 where there is no such file.
+func writeSyscalls(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				b.Fatalf("parse %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	return 0
 }
 
 // broadcaster is the yardstick: the least an SSE fan-out has to do.

@@ -1,0 +1,167 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hxchat/hxchat/chat"
+)
+
+// sinceCounter counts the store reads made after messages (Since).
+type sinceCounter struct {
+	chat.Store
+	since atomic.Int64
+}
+
+func (s *sinceCounter) Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error) {
+	s.since.Add(1)
+	return s.Store.Since(ctx, room, after, limit)
+}
+
+// Racing posts can fan out out of seq order; the stream holds the early
+// one until its predecessor arrives, without reading the store.
+func TestEventsReordersRacingPosts(t *testing.T) {
+	var cs *sinceCounter
+	e := newEnv(t, func(o *envOptions) {
+		o.store = func(m *chat.MemoryStore) chat.Store { cs = &sinceCounter{Store: m}; return cs }
+	})
+	e.post(t, "lobby", "message 1")
+	ts := e.serve(t)
+	rd := openOK(t, ts, "/chat/lobby/events?after=0", nil)
+	if ev := rd.nextMessage(t); ev.ID != "1" {
+		t.Fatalf("first id %q, want 1", ev.ID)
+	}
+	reads := cs.since.Load()
+	var stored []chat.Message
+	for _, text := range []string{"message 2", "message 3"} {
+		m, err := e.store.Append(t.Context(), chat.Message{Room: "lobby", Author: tester.Name, AuthorKey: tester.Key, Text: text, Time: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, m)
+	}
+	e.hub.Publish(stored[1])
+	e.hub.Publish(stored[0])
+	evs := rd.messagesUntil(t, "3")
+	if got, want := ids(evs), []string{"2", "3"}; !slices.Equal(got, want) {
+		t.Errorf("ids %q, want %q", got, want)
+	}
+	if got := cs.since.Load() - reads; got != 0 {
+		t.Errorf("%d store reads to reorder, want 0", got)
+	}
+}
+
+// gatedWriter is a ResponseWriter whose writes can be held, as a socket
+// whose client does not read: it counts the flushes that reach it.
+type gatedWriter struct {
+	header http.Header
+
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	flushes int
+	gate    chan struct{} // while set, writes wait for it to close
+	entered chan struct{} // signalled when a write waits
+}
+
+func (g *gatedWriter) Header() http.Header { return g.header }
+func (g *gatedWriter) WriteHeader(int)     {}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	gate, entered := g.gate, g.entered
+	g.mu.Unlock()
+	if gate != nil {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-gate
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.buf.Write(p)
+}
+
+func (g *gatedWriter) Flush() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.flushes++
+}
+
+func (g *gatedWriter) state() (string, int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.buf.String(), g.flushes
+}
+
+// waitFor polls the written stream until it contains s.
+func (g *gatedWriter) waitFor(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(streamWait)
+	for {
+		out, _ := g.state()
+		if strings.Contains(out, s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream never wrote %q; it wrote %q", s, out)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Messages that queue up while a client's socket is busy go out with one
+// flush, not one each.
+func TestEventsFlushOncePerBatch(t *testing.T) {
+	e := newEnv(t)
+	g := &gatedWriter{header: make(http.Header)}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.handler.ServeHTTP(g, httptest.NewRequestWithContext(ctx, http.MethodGet, "/chat/lobby/events", nil))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	g.waitFor(t, "retry:")
+	// The member list comes once the stream is caught up: after it, the
+	// stream is quiet.
+	g.waitFor(t, "presence")
+
+	gate, entered := make(chan struct{}), make(chan struct{}, 1)
+	g.mu.Lock()
+	g.gate, g.entered = gate, entered
+	g.mu.Unlock()
+	e.post(t, "lobby", "message 1")
+	select {
+	case <-entered:
+	case <-time.After(streamWait):
+		t.Fatal("the stream never wrote message 1")
+	}
+	const n = 30
+	for i := 2; i <= n; i++ {
+		e.post(t, "lobby", "message")
+	}
+	_, before := g.state()
+	g.mu.Lock()
+	g.gate = nil
+	g.mu.Unlock()
+	close(gate)
+	g.waitFor(t, "id: 30\n")
+	out, after := g.state()
+	if got := strings.Count(out, "\nid: ") + strings.Count(out[:3], "id:"); got < n {
+		t.Fatalf("%d events written, want at least %d", got, n)
+	}
+	// Message 1 was being written when the others queued: its flush and
+	// theirs are one.
+	if got := after - before; got > 2 {
+		t.Errorf("%d flushes for %d queued messages, want at most 2", got, n)
+	}
+}
