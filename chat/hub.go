@@ -75,6 +75,9 @@ type HubOptions struct {
 	// RenderPresence renders a room's member list once per change (unset:
 	// updates carry no HTML).
 	RenderPresence PresenceRenderFunc
+	// PresenceInterval is the least time between two member lists sent
+	// to a room (DefaultPresenceInterval); changes in between are merged.
+	PresenceInterval time.Duration
 	// OnPresenceError, if set, is called when a room's members could not
 	// be read.
 	OnPresenceError func(room string, err error)
@@ -127,7 +130,10 @@ func NewHub(store Store, opts HubOptions) *Hub {
 			opts.Presence = NewLocalPresence()
 		}
 	}
-	h.presence = newHubPresence(opts.Presence, opts.RenderPresence)
+	if opts.PresenceInterval <= 0 {
+		opts.PresenceInterval = DefaultPresenceInterval
+	}
+	h.presence = newHubPresence(opts.Presence, opts.RenderPresence, opts.PresenceInterval)
 	if f, ok := store.(Feed); ok {
 		h.feed = f
 		h.watches = make(map[string]*watch)

@@ -22,6 +22,13 @@ type PresenceRenderFunc func(room string, members []Member) ([]byte, error)
 // presenceReadTimeout bounds one read of a room's members.
 const presenceReadTimeout = 5 * time.Second
 
+// DefaultPresenceInterval is the default least time between two member
+// lists broadcast to a room. A crowd joining at once (a room of thousands
+// after a deploy) would otherwise send every subscriber a new list per
+// join: N joins × N subscribers. Changes within the interval are merged
+// into the next list.
+const DefaultPresenceInterval = time.Second
+
 // hubPresence is the hub's presence broadcaster: for each room with local
 // subscribers it watches the room's members and, when they change, queues
 // the new list to every subscriber of the room. One worker goroutine, which
@@ -29,8 +36,9 @@ const presenceReadTimeout = 5 * time.Second
 // reach subscribers in the order they were read, and many changes in a
 // burst cost one read.
 type hubPresence struct {
-	p      Presence
-	render PresenceRenderFunc
+	p        Presence
+	render   PresenceRenderFunc
+	interval time.Duration
 
 	wmu     sync.Mutex // guards watches and their contents
 	watches map[string]*presenceWatch
@@ -43,21 +51,24 @@ type hubPresence struct {
 // presenceWatch is a room's member watch, shared by its local subscribers,
 // with the update last sent to them.
 type presenceWatch struct {
-	refs int
-	stop func()
-	sent *PresenceUpdate
+	refs  int
+	stop  func()
+	sent  *PresenceUpdate
+	next  time.Time   // no new list goes out before this
+	timer *time.Timer // set while a change waits for next
 }
 
-func newHubPresence(p Presence, render PresenceRenderFunc) *hubPresence {
+func newHubPresence(p Presence, render PresenceRenderFunc, interval time.Duration) *hubPresence {
 	if render == nil {
 		// No fragment: subscribers get the members only.
 		render = func(string, []Member) ([]byte, error) { return nil, nil }
 	}
 	return &hubPresence{
-		p:       p,
-		render:  render,
-		watches: make(map[string]*presenceWatch),
-		dirty:   make(map[string]struct{}),
+		p:        p,
+		render:   render,
+		interval: interval,
+		watches:  make(map[string]*presenceWatch),
+		dirty:    make(map[string]struct{}),
 	}
 }
 
@@ -101,6 +112,9 @@ func (h *Hub) unwatchPresence(room string) {
 	if w.refs--; w.refs == 0 {
 		delete(hp.watches, room)
 		w.stop()
+		if w.timer != nil {
+			w.timer.Stop()
+		}
 	}
 }
 
@@ -148,6 +162,27 @@ func (h *Hub) refreshPresence(room string) {
 	if h.Subscribers(room) == 0 {
 		return
 	}
+	// Within the interval after the last list, new subscribers get that
+	// list at once and the change waits for the interval's end.
+	hp.wmu.Lock()
+	w := hp.watches[room]
+	if w != nil && time.Now().Before(w.next) {
+		if w.timer == nil {
+			w.timer = time.AfterFunc(time.Until(w.next), func() {
+				hp.wmu.Lock()
+				w.timer = nil
+				hp.wmu.Unlock()
+				h.presenceChanged(room)
+			})
+		}
+		sent := w.sent
+		hp.wmu.Unlock()
+		if sent != nil {
+			h.offerPresence(room, sent, false)
+		}
+		return
+	}
+	hp.wmu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), presenceReadTimeout)
 	members, err := hp.p.Members(ctx, room)
 	cancel()
@@ -160,7 +195,7 @@ func (h *Hub) refreshPresence(room string) {
 		return
 	}
 	hp.wmu.Lock()
-	w := hp.watches[room]
+	w = hp.watches[room]
 	var u *PresenceUpdate
 	if w != nil {
 		u = w.sent
@@ -178,8 +213,15 @@ func (h *Hub) refreshPresence(room string) {
 		u = &PresenceUpdate{Room: room, Members: members, HTML: html}
 		hp.wmu.Lock()
 		w.sent = u
+		w.next = time.Now().Add(hp.interval)
 		hp.wmu.Unlock()
 	}
+	h.offerPresence(room, u, changed)
+}
+
+// offerPresence offers u to the subscribers of room: to all of them when
+// it is a new list, else to those that have not had one yet.
+func (h *Hub) offerPresence(room string, u *PresenceUpdate, changed bool) {
 	h.mu.RLock()
 	for s := range h.rooms[room] {
 		if changed || s.presenceFresh.Load() {
