@@ -86,6 +86,9 @@ type StreamConfig struct {
 	MaxStreams          int
 	// Trusted are the proxies whose X-Forwarded-For names the client.
 	Trusted []netip.Prefix
+	// NoHijack keeps HTTP/1.x streams with net/http instead of taking
+	// their connections over (see raw.go).
+	NoHijack bool
 	// QueueSize bounds the live messages queued for one client (waiting to
 	// be written, or held behind a gap); a client over it is dropped and
 	// resumes from the store (chat.DefaultQueueSize).
@@ -162,6 +165,12 @@ func (s *Streams) Shutdown() {
 	s.closing = true
 	s.mu.Unlock()
 	s.cancel()
+	// A stream registered after this range sees s.ctx cancelled when it
+	// starts to serve (stream.serve), so none is missed.
+	s.conns.Range(func(_, c any) bool {
+		c.(*stream).end(false)
+		return true
+	})
 	s.wg.Wait()
 }
 
@@ -244,15 +253,72 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer s.wg.Done()
 	release, ok := s.admit(w, r)
 	if !ok {
+		s.wg.Done()
 		return
 	}
-	defer release()
+	// An HTTP/1.x stream is taken over from net/http (see rawWriter);
+	// HTTP/2 streams, and any writer that cannot be taken over, stay.
+	var hj http.Hijacker
+	if !s.cfg.NoHijack && r.ProtoMajor == 1 {
+		hj = hijacker(w)
+	}
+	c, err := s.open(r, room, release, hj != nil)
+	if err != nil {
+		s.metrics.StoreErrors.WithLabelValues("read").Inc()
+		s.logger.LogAttrs(r.Context(), slog.LevelError, "stream: read head", slog.String("room", room), slog.Any("err", err))
+		http.Error(w, publicReason(err), statusOf(err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+	retry := fmt.Appendf(nil, "retry: %d\n\n", s.cfg.Retry.Milliseconds())
+	if hj != nil {
+		rw, err := takeOver(hj, h, c, retry, s.cfg.WriteTimeout)
+		if err != nil {
+			s.logger.LogAttrs(r.Context(), slog.LevelDebug, "stream: take over", slog.String("room", room), slog.Any("err", err))
+			c.close()
+			return
+		}
+		// The handler returns, and with it net/http's buffers and
+		// goroutine for this connection; the stream goes on in a
+		// goroutine of its own with a small stack.
+		if c.start(rw) {
+			go c.run(rw, c.bareRequest())
+		}
+		return
+	}
+	sw := &streamWriter{w: w, rc: http.NewResponseController(w), c: c, timeout: s.cfg.WriteTimeout}
+	w.WriteHeader(http.StatusOK)
+	if _, err := sw.Write(retry); err != nil || sw.flush() != nil {
+		c.close()
+		return
+	}
+	// r3labs reads the stream id from the URL and Last-Event-ID from the
+	// headers; the cursor was read in open.
+	r2 := r.WithContext(c.ctx)
+	r2.Header.Del("Last-Event-ID")
+	r2.URL = &url.URL{Path: r.URL.Path, RawQuery: "stream=" + c.id}
+	if c.start(sw) {
+		c.run(sw, r2)
+	}
+}
 
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
+// open sets a stream up: subscribed, positioned after the client's cursor,
+// present in the room, with its r3labs stream created. What it sets up, and
+// release and the Streams' wait group, are undone by close; on an error
+// open has already done that. A raw stream's context does not end with the
+// request's: its handler returns long before the stream ends.
+func (s *Streams) open(r *http.Request, room string, release func(), raw bool) (*stream, error) {
+	parent := r.Context()
+	if raw {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
 	c := &stream{
 		s:       s,
 		id:      strconv.FormatUint(s.nextID.Add(1), 10),
@@ -262,19 +328,15 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		filling: true, // until the first catch-up, live messages are held
 		drained: make(chan struct{}, 1),
 	}
-	c.w = &streamWriter{w: w, rc: http.NewResponseController(w), c: c, timeout: s.cfg.WriteTimeout}
+	c.cleanup = []func(){s.wg.Done, release, cancel}
 
 	// Subscribe before reading the store, so nothing stored in between is
 	// missed; duplicates are dropped by seq.
-	sub := s.hub.SubscribeSink(room, c)
-	defer sub.Close()
-
+	c.cleanup = append(c.cleanup, s.hub.SubscribeSink(room, c).Close)
 	latest, err := s.hub.Recent(r.Context(), room, 1)
 	if err != nil {
-		s.metrics.StoreErrors.WithLabelValues("read").Inc()
-		s.logger.LogAttrs(r.Context(), slog.LevelError, "stream: read head", slog.String("room", room), slog.Any("err", err))
-		http.Error(w, publicReason(err), statusOf(err))
-		return
+		c.close()
+		return nil, err
 	}
 	var head int64
 	if len(latest) > 0 {
@@ -302,51 +364,78 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if member.Key == "" {
 		member.Key = "stream-" + crand.Text()
 	}
-	defer s.hub.Join(room, member)()
+	c.cleanup = append(c.cleanup, s.hub.Join(room, member))
 
 	s.conns.Store(c.id, c)
-	defer s.conns.Delete(c.id)
 	s.srv.CreateStream(c.id)
-	// Runs after ServeHTTP returned, that is after the subscriber was
+	// Removed after r3labs returned, that is after the subscriber was
 	// deregistered, so removing the stream leaks nothing.
-	defer s.srv.RemoveStream(c.id)
+	c.cleanup = append(c.cleanup, func() {
+		s.srv.RemoveStream(c.id)
+		s.conns.Delete(c.id)
+	})
+	return c, nil
+}
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache, no-transform")
-	h.Set("X-Accel-Buffering", "no")
-	h.Del("Content-Length")
-	w.WriteHeader(http.StatusOK)
-	if _, err := fmt.Fprintf(c.w, "retry: %d\n\n", s.cfg.Retry.Milliseconds()); err != nil {
-		return
+// close undoes what open set up, last first.
+func (c *stream) close() {
+	for i := len(c.cleanup) - 1; i >= 0; i-- {
+		c.cleanup[i]()
 	}
-	if c.w.flush() != nil {
-		return
-	}
+	c.cleanup = nil
+}
 
-	s.metrics.StreamsOpen.Inc()
-	defer s.metrics.StreamsOpen.Dec()
+// bareRequest is the request r3labs serves a raw stream from: the stream
+// id, the stream's context and nothing else, so the client's request and
+// everything hanging off its context can be collected.
+func (c *stream) bareRequest() *http.Request {
+	r, _ := http.NewRequestWithContext(c.ctx, http.MethodGet, "/?stream="+c.id, nil)
+	return r
+}
 
-	// End the stream when the server shuts down or its lifetime is over
-	// (the hub dropping it calls Dropped; the client leaving cancels ctx).
-	// Timers and AfterFunc, not goroutines: an idle stream costs none.
-	defer context.AfterFunc(s.ctx, func() { c.end(false) })()
+// start makes out the stream's output, where r3labs writes until its
+// subscriber is deregistered (once ctx is cancelled), and starts its
+// timers. It reports false, having closed the stream, when the stream ended
+// before it started (dropped, or the client left).
+func (c *stream) start(out output) bool {
 	c.mu.Lock()
-	c.beat = time.AfterFunc(s.cfg.Heartbeat, c.heartbeat)
-	if s.cfg.Lifetime > 0 {
-		c.life = time.AfterFunc(jitter(s.cfg.Lifetime), func() { c.end(false) })
+	c.w = out
+	ended := c.ending
+	c.mu.Unlock()
+	if ended {
+		c.finish()
+		c.close()
+		return false
+	}
+	c.s.metrics.StreamsOpen.Inc()
+	// End the stream when its lifetime is over (Shutdown ends it, the hub
+	// dropping it calls Dropped, the client leaving cancels ctx). Timers,
+	// not goroutines: an idle stream costs none.
+	if c.s.ctx.Err() != nil {
+		c.end(false) // Shutdown began before it was registered
+	}
+	c.mu.Lock()
+	c.beat = time.AfterFunc(c.s.cfg.Heartbeat, c.heartbeat)
+	if c.s.cfg.Lifetime > 0 {
+		c.life = time.AfterFunc(jitter(c.s.cfg.Lifetime), func() { c.end(false) })
 	}
 	c.mu.Unlock()
+	return true
+}
 
-	// r3labs writes until its subscriber is deregistered, which happens
-	// once ctx is cancelled. A shallow copy of the request is enough: it
-	// reads the stream id from the URL and Last-Event-ID from the headers,
-	// and our cursor was read above.
-	r2 := r.WithContext(ctx)
-	r2.Header.Del("Last-Event-ID")
-	r2.URL = &url.URL{Path: r.URL.Path, RawQuery: "stream=" + c.id}
-	s.srv.ServeHTTP(c.w, r2)
+// run serves a started stream until it ends, then closes it. For a raw
+// stream it is the whole body of the stream's goroutine, and kept that
+// small on purpose: an idle stream's stack is this frame and r3labs' loop.
+func (c *stream) run(out output, r *http.Request) {
+	c.s.srv.ServeHTTP(out, r)
+	c.stop()
+}
+
+// stop ends a stream whose r3labs loop returned and closes it.
+func (c *stream) stop() {
 	c.finish()
+	c.s.metrics.StreamsOpen.Dec()
+	c.close()
 }
 
 // jitter returns d less a random part of up to a fifth of d.
@@ -362,16 +451,17 @@ func jitter(d time.Duration) time.Duration {
 // predecessor is held until the predecessor arrives or the gap is filled
 // from the store.
 type stream struct {
-	s      *Streams
-	id     string // the r3labs stream's
-	room   string
-	ctx    context.Context // cancelled when the stream ends
-	cancel context.CancelFunc
-	w      *streamWriter
+	s       *Streams
+	id      string // the r3labs stream's
+	room    string
+	ctx     context.Context // cancelled when the stream ends
+	cancel  context.CancelFunc
+	cleanup []func() // run by close, last first
 
 	drained chan struct{} // signalled when the queue empties, for a catch-up
 
 	mu       sync.Mutex
+	w        output           // set when the stream starts to serve
 	last     int64            // newest seq queued for the client
 	snapshot bool             // start with a snapshot of the log
 	ready    bool             // r3labs registered the subscriber: events may be handed over
@@ -714,7 +804,7 @@ func (c *stream) end(slow bool) {
 			c.grace = time.AfterFunc(endGrace, c.cut)
 		}
 	}
-	if slow && !c.served {
+	if slow && !c.served && c.w != nil {
 		c.w.end()
 	}
 }
@@ -724,23 +814,36 @@ func (c *stream) end(slow bool) {
 func (c *stream) cut() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.served {
+	if !c.served && c.w != nil {
 		c.w.end()
 	}
 }
 
-// finish runs once r3labs returned: timers stop, and the connection's write
-// deadline is cleared for the next request on it (net/http keeps deadlines
-// across keep-alive requests) unless the stream was cut.
+// finish runs once r3labs returned: timers stop, and the output is done
+// with (outside the lock: a raw stream's last write may take its time, and
+// the hub must not wait for it).
 func (c *stream) finish() {
 	c.end(false)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.served = true
 	if c.grace != nil {
 		c.grace.Stop()
 	}
-	c.w.clear()
+	c.mu.Unlock()
+	c.w.done()
+}
+
+// output is what r3labs writes a stream to: the net/http response
+// (streamWriter) or the connection taken over from net/http (rawWriter).
+// Both report each event r3labs wrote to the stream (Flush), so a batch of
+// events is flushed once.
+type output interface {
+	http.ResponseWriter
+	http.Flusher
+	// end fails pending and future writes at once; any goroutine may call it.
+	end()
+	// done is called once r3labs returned, on the stream's goroutine.
+	done()
 }
 
 // streamWriter is the http.ResponseWriter r3labs writes a stream to. It
@@ -801,8 +904,9 @@ func (d *streamWriter) flush() error {
 	return d.rc.Flush()
 }
 
-// clear removes the write deadline unless the stream was cut.
-func (d *streamWriter) clear() {
+// done removes the write deadline, which net/http would keep for the next
+// request on this keep-alive connection, unless the stream was cut.
+func (d *streamWriter) done() {
 	if !d.ended.Load() {
 		_ = d.rc.SetWriteDeadline(time.Time{})
 	}

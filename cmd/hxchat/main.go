@@ -40,38 +40,40 @@ func main() {
 
 // options are the command line; each flag -name-x also reads HXCHAT_NAME_X.
 type options struct {
-	addr           string
-	db             string
-	redisURL       string
-	redisTimeout   time.Duration
-	dbBusyTimeout  time.Duration
-	dbMaxBatch     int
-	dbReaders      int
-	heartbeat      time.Duration
-	streamLifetime time.Duration
-	retry          time.Duration
-	writeTimeout   time.Duration
-	drainTimeout   time.Duration
-	drainDelay     time.Duration
-	tlsCert        string
-	tlsKey         string
-	tlsSelfSigned  bool
-	h2c            bool
-	pprofAddr      string
-	queue          int
-	retention      int
-	maxRooms       int
-	history        int
-	maxBody        int64
-	postRate       float64
-	postBurst      int
-	streamsPer     int
-	streamsMax     int
-	trusted        []netip.Prefix
-	sendBuffer     int
-	logLevel       string
-	logFormat      string
-	secret         string
+	addr             string
+	db               string
+	redisURL         string
+	redisTimeout     time.Duration
+	dbBusyTimeout    time.Duration
+	dbMaxBatch       int
+	dbReaders        int
+	heartbeat        time.Duration
+	streamLifetime   time.Duration
+	retry            time.Duration
+	writeTimeout     time.Duration
+	drainTimeout     time.Duration
+	drainDelay       time.Duration
+	tlsCert          string
+	tlsKey           string
+	tlsSelfSigned    bool
+	h2c              bool
+	pprofAddr        string
+	hijackStreams    bool
+	presenceInterval time.Duration
+	queue            int
+	retention        int
+	maxRooms         int
+	history          int
+	maxBody          int64
+	postRate         float64
+	postBurst        int
+	streamsPer       int
+	streamsMax       int
+	trusted          []netip.Prefix
+	sendBuffer       int
+	logLevel         string
+	logFormat        string
+	secret           string
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -95,6 +97,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
 	fs.BoolVar(&o.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with HTTP/2 using a certificate generated at start (for local use)")
 	fs.BoolVar(&o.h2c, "h2c", false, "also accept HTTP/2 without TLS (behind a TLS-terminating proxy that speaks h2c)")
+	fs.BoolVar(&o.hijackStreams, "hijack-streams", true, "take HTTP/1.x SSE connections over from net/http once admitted (about half the memory per idle stream); false keeps them in net/http")
+	fs.DurationVar(&o.presenceInterval, "presence-interval", chat.DefaultPresenceInterval, "least time between two member lists sent to a room; changes in between are merged")
 	fs.StringVar(&o.pprofAddr, "pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off when empty")
 	fs.IntVar(&o.queue, "queue", chat.DefaultQueueSize, "messages queued per subscriber before it is dropped as too slow")
 	fs.IntVar(&o.retention, "retention", 0, "messages kept per room (0: the store's default, 1000 in memory, 10000 in SQLite and Redis)")
@@ -153,6 +157,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, errors.New("-write-timeout must be positive")
 	case o.queue <= 0:
 		return o, errors.New("-queue must be positive")
+	case o.presenceInterval <= 0:
+		return o, errors.New("-presence-interval must be positive")
 	case o.retention < 0:
 		return o, errors.New("-retention must not be negative")
 	case o.db == "" && o.redisURL == "":
@@ -255,9 +261,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	hub := chat.NewHub(store, chat.HubOptions{
-		QueueSize:      o.queue,
-		Render:         views.RenderMessage,
-		RenderPresence: views.RenderPresence,
+		QueueSize:        o.queue,
+		PresenceInterval: o.presenceInterval,
+		Render:           views.RenderMessage,
+		RenderPresence:   views.RenderPresence,
 		OnPresenceError: func(room string, err error) {
 			// Per room and retried every half heartbeat: an outage of the
 			// store is logged where it is noticed first, not here.
@@ -279,6 +286,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Snapshot:     o.history,
 		Lifetime:     o.streamLifetime,
 		QueueSize:    o.queue,
+		NoHijack:     !o.hijackStreams,
 
 		MaxStreamsPerClient: o.streamsPer,
 		MaxStreams:          o.streamsMax,

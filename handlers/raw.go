@@ -1,0 +1,189 @@
+package handlers
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// An HTTP/1.x stream is taken over from net/http once its request is
+// admitted: net/http keeps about 24 KiB per connection for as long as a
+// handler runs (a goroutine with a deep stack, a 4 KiB read buffer, 6 KiB
+// of write buffers), which for a stream that stays open for minutes and is
+// idle most of the time is most of its cost. The taken-over stream is a
+// close-delimited HTTP/1.1 response written straight to the connection
+// (RFC 9112 §6.3: no Content-Length, no chunking, Connection: close), so
+// any HTTP/1.0 or 1.1 client or proxy reads it, and the end of the stream
+// is the end of the connection. HTTP/2 streams share their connection and
+// stay with net/http.
+
+// rawLinger is how long a raw stream's connection waits, after the server
+// ended the stream, for the client to close its side: closing at once
+// with unread input could reset the connection and lose the tail of the
+// stream.
+const rawLinger = time.Second
+
+// rawMaxInput is how much a client may send on a raw stream (it should
+// send nothing after its request) before the connection is closed.
+const rawMaxInput = 4 << 10
+
+// rawFlushAt is how much a batch buffers before it is written out early.
+const rawFlushAt = 64 << 10
+
+// rawBufs holds batch buffers while no batch is being written, so an idle
+// stream holds none.
+var rawBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// hijacker returns the http.Hijacker under w's wrappers, or nil.
+func hijacker(w http.ResponseWriter) http.Hijacker {
+	for {
+		if h, ok := w.(http.Hijacker); ok {
+			return h
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+}
+
+// takeOver hijacks the connection and writes the response head, with
+// header and then first (the retry line). On an error the connection is
+// closed.
+func takeOver(hj http.Hijacker, header http.Header, c *stream, first []byte, timeout time.Duration) (*rawWriter, error) {
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, err
+	}
+	// net/http's read and write deadlines of the request stay on a
+	// hijacked connection; ours are set per write. Input the client sent
+	// after its request (brw.Reader) is not a request we serve: the stream
+	// is the last response on this connection.
+	_ = conn.SetDeadline(time.Time{})
+	_ = brw
+	d := &rawWriter{conn: conn, c: c, timeout: timeout, header: make(http.Header)}
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = header.Write(&head)
+	head.WriteString("Date: " + time.Now().UTC().Format(http.TimeFormat) + "\r\nConnection: close\r\n\r\n")
+	head.Write(first)
+	if _, err := d.Write(head.Bytes()); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	if err := d.flush(); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	go d.watch()
+	return d, nil
+}
+
+// rawWriter writes a taken-over stream to its connection. Writes collect
+// in a buffer that is written out when r3labs flushes the last event in
+// flight (or when it grows past rawFlushAt), with one write deadline per
+// batch. Write and Flush run on the stream's goroutine only; end may run on
+// any.
+type rawWriter struct {
+	conn    net.Conn
+	c       *stream
+	timeout time.Duration
+	header  http.Header // what r3labs sets on it is not sent: the head was written
+	buf     *[]byte     // the batch being collected; nil between batches
+	flushes int
+	err     error // the first write error; later writes fail with it at once
+	ended   atomic.Bool
+	once    sync.Once
+}
+
+func (d *rawWriter) Header() http.Header { return d.header }
+
+// WriteHeader is a no-op: the head was written by takeOver.
+func (d *rawWriter) WriteHeader(int) {}
+
+func (d *rawWriter) Write(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	if d.buf == nil {
+		d.buf = rawBufs.Get().(*[]byte)
+	}
+	*d.buf = append(*d.buf, p...)
+	if len(*d.buf) >= rawFlushAt {
+		if err := d.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// Flush is called by r3labs once after its WriteHeader, then once after
+// each event it wrote (r3labs v2.10.0's ServeHTTP): from the second call on
+// each is one written event.
+func (d *rawWriter) Flush() {
+	if d.flushes++; d.flushes == 1 {
+		d.header = nil // r3labs is done with it
+	} else if d.c.written() {
+		return // a later event flushes this one too
+	}
+	_ = d.flush()
+}
+
+// flush writes the batch out under a fresh write deadline.
+func (d *rawWriter) flush() error {
+	if d.buf == nil || d.err != nil {
+		return d.err
+	}
+	b := d.buf
+	d.buf = nil
+	_ = d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
+	if d.ended.Load() { // see streamWriter.arm
+		_ = d.conn.SetWriteDeadline(time.Unix(1, 0))
+	}
+	_, d.err = d.conn.Write(*b)
+	if cap(*b) <= rawFlushAt {
+		*b = (*b)[:0]
+		rawBufs.Put(b)
+	}
+	return d.err
+}
+
+// end makes pending and future writes fail at once.
+func (d *rawWriter) end() {
+	d.ended.Store(true)
+	_ = d.conn.SetWriteDeadline(time.Unix(1, 0))
+}
+
+// done writes what is left, ends the response by closing the connection's
+// sending side, and leaves the close to watch, which waits up to rawLinger
+// for the client to close first.
+func (d *rawWriter) done() {
+	_ = d.flush()
+	if cw, ok := d.conn.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
+		d.close()
+		return
+	}
+	_ = d.conn.SetReadDeadline(time.Now().Add(rawLinger))
+}
+
+func (d *rawWriter) close() { d.once.Do(func() { _ = d.conn.Close() }) }
+
+// watch reads the connection until the client closes it (or sends more
+// than it may), so a client that leaves ends its stream at once, as
+// net/http's background read would; then it closes the connection.
+func (d *rawWriter) watch() {
+	var b [64]byte
+	for n := 0; n <= rawMaxInput; {
+		k, err := d.conn.Read(b[:])
+		if err != nil {
+			break
+		}
+		n += k
+	}
+	d.c.end(true) // nobody reads: cut any write at once
+	d.close()
+}
