@@ -2,8 +2,11 @@
 // spread over R rooms (read the way a browser reads them, resuming with
 // Last-Event-ID when dropped) and M posters at a total rate, for a bounded
 // duration. It reports connect time, deliveries per second, post-to-receive
-// latency, messages lost, duplicated and out of order, reconnects, and the
-// server's memory and goroutines from its /metrics.
+// latency, messages lost, duplicated and out of order, reconnects (unplanned
+// ones apart from the churn asked for with -reconnect-rate), and the
+// server's memory and goroutines from its /metrics: before, once connected,
+// at the end, and every -sample while posting, with how flat they stayed
+// after -settle (the soak's criterion).
 //
 // Accounting: every message text carries the run, its poster, a per-poster
 // counter and its send time ("load rRUN pP nN tUNIXNANOS"). A message the
@@ -12,13 +15,16 @@
 // that did not is lost. An event whose seq was already received, or whose
 // message was, is a duplicate; a seq lower than the highest one received
 // before is out of order. Latency is receive time minus send time, of the
-// first receipt of each message at each subscriber.
+// first receipt of each message at each subscriber. A subscriber that is
+// churned or dropped resumes with Last-Event-ID, so the same rules hold
+// across its streams: every message after the cursor exactly once.
 package main
 
 import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,6 +35,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +68,16 @@ type options struct {
 	progress       time.Duration
 	json           bool
 	allowRemote    bool
+	reconnectRate  float64
+	churnPause     time.Duration
+	sample         time.Duration
+	settle         time.Duration
+	cpuProfile     string
 }
+
+// hiddenFlags are left out of -help: tools for working on the load tool
+// itself, not for load testing.
+var hiddenFlags = map[string]bool{"cpuprofile": true}
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
@@ -73,13 +89,30 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.roomPrefix, "room-prefix", "load", "rooms are named PREFIX-0, PREFIX-1, …")
 	fs.IntVar(&o.posters, "posters", 4, "posters; each posts to the rooms in turn")
 	fs.Float64Var(&o.rate, "rate", 20, "messages a second, all posters together")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long the posters post")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long the posting phase lasts: posters post, churn and samples run (also without posters)")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "pause between the subscribers' connecting and the first post")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 30*time.Second, "bound on connecting all subscribers, and on each connect")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "after the last post, the most to wait for messages still on their way")
 	fs.DurationVar(&o.progress, "progress", time.Second, "interval of the progress line on stderr (0: none)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow a target that is not a loopback address")
+	fs.Float64Var(&o.reconnectRate, "reconnect-rate", 0, "fraction of the subscribers that close their stream on purpose and resume (Last-Event-ID) each minute, spread evenly over the minute, while posting (0.05: 5 %)")
+	fs.DurationVar(&o.churnPause, "churn-pause", 0, "how long a churned subscriber waits before it reconnects (0: at once, as a page reopening its EventSource)")
+	fs.DurationVar(&o.sample, "sample", 10*time.Second, "interval of the server's RSS and goroutine samples while posting")
+	fs.DurationVar(&o.settle, "settle", 5*time.Minute, "samples before this much posting time are left out of the flatness figures (at most half of -duration)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to this file")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage of hxchat-load:")
+		// PrintDefaults of a copy that lacks the hidden flags.
+		shown := flag.NewFlagSet("", flag.ContinueOnError)
+		shown.SetOutput(fs.Output())
+		fs.VisitAll(func(f *flag.Flag) {
+			if !hiddenFlags[f.Name] {
+				shown.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+		shown.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -98,6 +131,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-warmup, -drain and -progress must not be negative")
 	case o.connectTimeout <= 0:
 		return o, errors.New("-connect-timeout must be positive")
+	case !(o.reconnectRate >= 0 && o.reconnectRate <= 1e6):
+		return o, errors.New("-reconnect-rate must be 0 or positive (and at most a million)")
+	case o.churnPause < 0:
+		return o, errors.New("-churn-pause must not be negative")
+	case o.sample <= 0:
+		return o, errors.New("-sample must be positive")
+	case o.settle < 0:
+		return o, errors.New("-settle must not be negative")
 	}
 	u, err := url.Parse(o.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -125,8 +166,9 @@ type loader struct {
 	o         options
 	base      string
 	t         *tracker
-	subClient *http.Client
-	postClnt  *http.Client
+	dialer    *net.Dialer  // the subscribers' streams (openStream)
+	tlsConfig *tls.Config  // of https streams; nil: the system's roots (tests set their own)
+	postClnt  *http.Client // posts, /healthz and /metrics
 
 	errMu   sync.Mutex
 	lastErr string
@@ -224,11 +266,17 @@ type report struct {
 	Lost             int64       `json:"lost"`
 	Duplicated       int64       `json:"duplicated"`
 	OutOfOrder       int64       `json:"out_of_order"`
-	Reconnects       int64       `json:"reconnects"`
+	Reconnects       int64       `json:"reconnects"` // unplanned: the stream ended or failed
+	ReconnectRate    float64     `json:"reconnect_rate"`
+	Churned          int64       `json:"churned"` // planned: closed on purpose by -reconnect-rate
 	ServerBefore     serverStats `json:"server_before"`
 	ServerConnected  serverStats `json:"server_connected"`
 	ServerEnd        serverStats `json:"server_end"`
 	BytesPerSub      float64     `json:"server_bytes_per_subscriber"`
+	Samples          []sample    `json:"server_samples"`
+	Flatness         flatness    `json:"server_flatness"`
+	LoadCPUSeconds   float64     `json:"load_cpu_s"`               // this tool's own CPU time (user + system), -1 if unknown
+	LoadCPUPerDeliv  float64     `json:"load_cpu_us_per_delivery"` // the same per delivery, in µs
 	LastError        string      `json:"last_error,omitempty"`
 }
 
@@ -238,29 +286,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	dialer := &net.Dialer{Timeout: o.connectTimeout, KeepAlive: 30 * time.Second}
-	subTr := &http.Transport{
-		DialContext:           dialer.DialContext,
-		DisableCompression:    true,
-		MaxIdleConnsPerHost:   max(o.subscribers, 2),
-		ResponseHeaderTimeout: o.connectTimeout,
-		ForceAttemptHTTP2:     false,
-	}
 	postTr := &http.Transport{
 		DialContext:         dialer.DialContext,
 		MaxIdleConnsPerHost: max(o.posters+2, 2),
 		IdleConnTimeout:     90 * time.Second,
 	}
-	defer subTr.CloseIdleConnections()
 	defer postTr.CloseIdleConnections()
 	l := &loader{
 		o: o, base: o.url, t: newTracker(rand.Text()[:8]),
-		subClient: &http.Client{Transport: subTr},
+		dialer: dialer,
 		postClnt: &http.Client{Transport: postTr, Timeout: 30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	t := l.t
 	rep := report{URL: o.url, Subscribers: o.subscribers, Rooms: o.rooms, Posters: o.posters, Rate: o.rate,
-		DurationSeconds: o.duration.Seconds()}
+		DurationSeconds: o.duration.Seconds(), ReconnectRate: o.reconnectRate}
+	cpuStart := cpuTime()
 
 	// The server must answer before anything else.
 	if err := l.health(ctx); err != nil {
@@ -309,11 +361,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sleep(ctx, o.warmup)
 	rep.ServerConnected = l.scrape(ctx)
 
-	// Posters.
+	// Posters, and with them the churn and the server samples: both are
+	// about the server under load.
 	phase.Store("post")
 	postStart := time.Now()
 	postCtx, stopPosts := context.WithTimeout(ctx, o.duration)
+	var churning sync.WaitGroup
+	churning.Go(func() { l.churner(postCtx, subs) })
 	var pw sync.WaitGroup
+	samplesDone := make(chan []sample, 1)
+	go func() { samplesDone <- l.sampler(ctx, postCtx, postStart, rep.ServerConnected) }()
 	for i := range o.posters {
 		pw.Add(1)
 		go func() {
@@ -322,8 +379,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}()
 	}
 	pw.Wait()
+	// The posting phase lasts -duration even without posters (an idle
+	// run): the churn and the samples need it.
+	<-postCtx.Done()
 	stopPosts()
+	churning.Wait()
 	postElapsed := time.Since(postStart)
+	rep.Samples = append(<-samplesDone, sample{Seconds: postElapsed.Seconds(), serverStats: l.scrape(ctx)})
 
 	// Drain: wait until every expected message arrived, or -drain.
 	phase.Store("drain")
@@ -358,6 +420,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep.Duplicated = t.duplicates.Load()
 	rep.OutOfOrder = t.outOrder.Load()
 	rep.Reconnects = t.reconnects.Load()
+	rep.Churned = t.churned.Load()
+	rep.Flatness = flat(rep.Samples, min(o.settle, o.duration/2))
+	rep.LoadCPUSeconds, rep.LoadCPUPerDeliv = -1, -1
+	if c := cpuTime(); c >= 0 && cpuStart >= 0 {
+		rep.LoadCPUSeconds = (c - cpuStart).Seconds()
+		if rep.Deliveries > 0 {
+			rep.LoadCPUPerDeliv = float64((c - cpuStart).Microseconds()) / float64(rep.Deliveries)
+		}
+	}
 	if o.subscribers > 0 && rep.ServerBefore.RSSBytes >= 0 && rep.ServerConnected.RSSBytes >= 0 {
 		rep.BytesPerSub = float64(rep.ServerConnected.RSSBytes-rep.ServerBefore.RSSBytes) / float64(o.subscribers)
 	}
@@ -455,9 +526,9 @@ func (l *loader) progressLine(w io.Writer, phase *atomic.Value, start time.Time)
 				return
 			case <-tk.C:
 				t := l.t
-				fmt.Fprintf(w, "\r%5.1fs %-7s subs %d/%d open %d  posted %d (err %d)  delivered %d  reconnects %d  lat p99 %.1fms   ",
+				fmt.Fprintf(w, "\r%5.1fs %-7s subs %d/%d open %d  posted %d (err %d)  delivered %d  reconnects %d churned %d  lat p99 %.1fms   ",
 					time.Since(start).Seconds(), phase.Load(), t.connected.Load(), l.o.subscribers, t.open.Load(),
-					t.posted.Load(), t.postErrors.Load(), t.deliveries.Load(), t.reconnects.Load(),
+					t.posted.Load(), t.postErrors.Load(), t.deliveries.Load(), t.reconnects.Load(), t.churned.Load(),
 					float64(t.latency.quantile(0.99).Microseconds())/1000)
 			}
 		}
@@ -494,10 +565,12 @@ func writeTable(w io.Writer, r report) error {
 		{"lost", strconv.FormatInt(r.Lost, 10)},
 		{"duplicated", strconv.FormatInt(r.Duplicated, 10)},
 		{"out of order", strconv.FormatInt(r.OutOfOrder, 10)},
-		{"reconnects", strconv.FormatInt(r.Reconnects, 10)},
+		{"reconnects", fmt.Sprintf("%d unplanned, %d churned (planned: %g %% of the subscribers a minute)", r.Reconnects, r.Churned, r.ReconnectRate*100)},
 		{"server RSS", fmt.Sprintf("%s before, %s connected, %s at end", mb(r.ServerBefore.RSSBytes), mb(r.ServerConnected.RSSBytes), mb(r.ServerEnd.RSSBytes))},
 		{"server goroutines", fmt.Sprintf("%s before, %s connected, %s at end", g(r.ServerBefore.Goroutines), g(r.ServerConnected.Goroutines), g(r.ServerEnd.Goroutines))},
 		{"memory/subscriber", fmt.Sprintf("%.1f KiB (RSS growth while connecting / subscribers)", r.BytesPerSub/1024)},
+		{"flatness", r.Flatness.String()},
+		{"load tool CPU", loadCPU(r)},
 	}
 	if r.LastError != "" {
 		rows = append(rows, [2]string{"last error", r.LastError})

@@ -55,13 +55,20 @@ func startServer(t *testing.T) string {
 		"-post-rate", "0", "-max-streams-per-client", "0", "-log-level", "warn").URL
 }
 
+// TestSmoke runs the load tool against the real server: 100 subscribers, 5 s
+// of posting, and churn at 120 % of the subscribers a minute (one every
+// half second: about 10 resumes), each churned subscriber staying away
+// 200 ms, so messages of its room are posted meanwhile and can reach it
+// only through the server's replay after its Last-Event-ID. Nothing may be
+// lost, duplicated or out of order.
 func TestSmoke(t *testing.T) {
 	u := startServer(t)
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	err := run(ctx, []string{"-url", u, "-subscribers", "100", "-rooms", "2", "-posters", "4",
-		"-rate", "20", "-duration", "5s", "-warmup", "500ms", "-drain", "10s", "-json"}, &stdout, &stderr)
+		"-rate", "20", "-duration", "5s", "-warmup", "500ms", "-drain", "10s",
+		"-reconnect-rate", "1.2", "-churn-pause", "200ms", "-sample", "1s", "-settle", "2s", "-json"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\nstderr: %s", err, stderr.String())
 	}
@@ -79,7 +86,28 @@ func TestSmoke(t *testing.T) {
 	if rep.Lost != 0 || rep.Duplicated != 0 || rep.OutOfOrder != 0 {
 		t.Errorf("lost %d, duplicated %d, out of order %d: want none", rep.Lost, rep.Duplicated, rep.OutOfOrder)
 	}
+	// The churner ticks every 0.5 s of the 5 s: at most 10 churns; a slow
+	// machine may skip ticks, so at least half of them is asked for.
+	if rep.Churned < 5 || rep.Churned > 10 {
+		t.Errorf("churned = %d, want 5 to 10", rep.Churned)
+	}
+	if rep.Reconnects != 0 {
+		t.Errorf("unplanned reconnects = %d, want 0 (last error %q)", rep.Reconnects, rep.LastError)
+	}
 	if rep.ServerEnd.RSSBytes <= 0 || rep.ServerEnd.Goroutines <= 0 {
 		t.Errorf("server stats at the end = %+v: want both read from /metrics", rep.ServerEnd)
+	}
+	// A sample at 0 s, one a second, one at the end; the flatness from 2 s
+	// on (the settle time, under half of -duration).
+	if n := len(rep.Samples); n < 3 {
+		t.Errorf("%d server samples, want at least 3", n)
+	}
+	for _, s := range rep.Samples {
+		if s.RSSBytes <= 0 || s.Goroutines <= 0 {
+			t.Errorf("server sample %+v: want RSS and goroutines read", s)
+		}
+	}
+	if f := rep.Flatness; f.SettleSeconds != 2 || f.Samples == 0 || f.RSSMaxDevPct < 0 || f.GoroutinesMaxDevPct < 0 {
+		t.Errorf("flatness = %+v: want figures from the samples after 2 s", f)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -57,7 +58,7 @@ func TestScriptedStream(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	l := &loader{o: options{roomPrefix: "load"}, base: srv.URL, t: tr, subClient: srv.Client()}
+	l := &loader{o: options{roomPrefix: "load", connectTimeout: 10 * time.Second}, base: srv.URL, t: tr, dialer: &net.Dialer{}}
 	s := &subState{room: 0}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -94,6 +95,7 @@ func TestScriptedStream(t *testing.T) {
 		{"duplicated", tr.duplicates.Load(), 1},
 		{"out of order", tr.outOrder.Load(), 1},
 		{"reconnects", tr.reconnects.Load(), 2},
+		{"churned", tr.churned.Load(), 0},
 		{"connected", tr.connected.Load(), 1},
 		{"connect errors", tr.connectErrors.Load(), 0},
 		{"latencies", int64(tr.latency.count()), 5},
@@ -145,6 +147,12 @@ func TestRefusesRemote(t *testing.T) {
 		{[]string{"-url", "http://10.0.0.1:8080", "-allow-remote"}, true},
 		{[]string{"-url", "ftp://127.0.0.1"}, false},
 		{[]string{"-rooms", "0"}, false},
+		{[]string{"-reconnect-rate", "0.05", "-churn-pause", "1s", "-sample", "1s", "-settle", "0"}, true},
+		{[]string{"-reconnect-rate", "-0.1"}, false},
+		{[]string{"-reconnect-rate", "NaN"}, false},
+		{[]string{"-churn-pause", "-1s"}, false},
+		{[]string{"-sample", "0"}, false},
+		{[]string{"-settle", "-1s"}, false},
 	} {
 		_, err := parseFlags(c.args, io.Discard)
 		if (err == nil) != c.ok {
