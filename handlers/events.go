@@ -284,6 +284,7 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.close()
 			return
 		}
+		noteStatus(w, http.StatusOK)
 		// The handler returns, and with it net/http's buffers and
 		// goroutine for this connection; the stream goes on in a
 		// goroutine of its own with a small stack.

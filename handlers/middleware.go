@@ -81,6 +81,21 @@ func (s *statusWriter) Flush() { _ = http.NewResponseController(s.ResponseWriter
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+// noteStatus records status in the statusWriter under w's wrappers, if
+// any: a taken-over stream writes its own head, past the wrappers.
+func noteStatus(w http.ResponseWriter, status int) {
+	for {
+		if s, ok := w.(*statusWriter); ok && s.status == 0 {
+			s.status = status
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
+}
+
 // requestLog logs each request at debug level: method, path, status and
 // duration. It never logs bodies, so message text stays out of the logs.
 func requestLog(logger *slog.Logger) func(http.Handler) http.Handler {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -138,5 +139,45 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Over TLS (HTTP/1.1), the taken-over stream is written through the TLS
+// connection and ends cleanly.
+func TestRawStreamTLS(t *testing.T) {
+	e := newEnv(t, func(o *envOptions) { o.stream.Lifetime = 300 * time.Millisecond })
+	ts := httptest.NewUnstartedServer(e.handler)
+	ts.StartTLS()
+	t.Cleanup(func() {
+		e.streams.Shutdown()
+		ts.Close()
+	})
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, ts.URL+"/chat/lobby/events?after=0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 1 || !resp.Close || len(resp.TransferEncoding) != 0 {
+		t.Fatalf("proto %s, close %v, transfer encoding %q: want a taken-over HTTP/1.1 stream", resp.Proto, resp.Close, resp.TransferEncoding)
+	}
+	rd := newSSEReader(resp.Body)
+	if ev, err := rd.next(); err != nil || ev.Retry == "" {
+		t.Fatalf("first block %q, %v; want the retry line", ev.Lines, err)
+	}
+	e.post(t, "lobby", "over tls")
+	if ev := rd.nextMessage(t); ev.ID != "1" || !strings.Contains(ev.data(), "over tls") {
+		t.Fatalf("message %q, want message 1", ev.Lines)
+	}
+	for {
+		if _, err := rd.next(); err != nil {
+			if err != io.EOF {
+				t.Fatalf("stream ended with %v, want a clean end (EOF)", err)
+			}
+			break
+		}
 	}
 }
