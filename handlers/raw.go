@@ -26,12 +26,11 @@ import (
 // stream.
 const rawLinger = time.Second
 
-// rawMaxInput is how much a client may send on a raw stream (it should
-// send nothing after its request) before the connection is closed.
-const rawMaxInput = 4 << 10
-
 // rawFlushAt is how much a batch buffers before it is written out early.
 const rawFlushAt = 64 << 10
+
+// watchHangup is hangups.watch; tests replace it to take the fallback.
+var watchHangup = hangups.watch
 
 // rawBufs holds batch buffers while no batch is being written, so an idle
 // stream holds none.
@@ -79,7 +78,20 @@ func takeOver(hj http.Hijacker, header http.Header, c *stream, first []byte, tim
 		_ = conn.Close()
 		return nil, err
 	}
-	go d.watch()
+	// A client sends nothing after its request: input, its shutdown or an
+	// error all mean it is gone.
+	stop, ok := watchHangup(conn, d.hangup)
+	if !ok {
+		go d.watch()
+		return d, nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		stop() // the client was gone at once
+	} else {
+		d.unwatch = stop
+	}
 	return d, nil
 }
 
@@ -97,7 +109,10 @@ type rawWriter struct {
 	flushes int
 	err     error // the first write error; later writes fail with it at once
 	ended   atomic.Bool
-	once    sync.Once
+
+	mu      sync.Mutex // guards unwatch and closed
+	unwatch func()     // stops hangups watching the connection; nil: watch reads it
+	closed  bool
 }
 
 func (d *rawWriter) Header() http.Header { return d.header }
@@ -158,32 +173,52 @@ func (d *rawWriter) end() {
 	_ = d.conn.SetWriteDeadline(time.Unix(1, 0))
 }
 
-// done writes what is left, ends the response by closing the connection's
-// sending side, and leaves the close to watch, which waits up to rawLinger
-// for the client to close first.
+// done writes what is left and ends the response by closing the
+// connection's sending side; the connection is closed when the client
+// closes its side (hangup), or after rawLinger.
 func (d *rawWriter) done() {
 	_ = d.flush()
 	if cw, ok := d.conn.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
 		d.close()
 		return
 	}
-	_ = d.conn.SetReadDeadline(time.Now().Add(rawLinger))
+	d.mu.Lock()
+	watched := d.unwatch != nil
+	d.mu.Unlock()
+	if !watched {
+		_ = d.conn.SetReadDeadline(time.Now().Add(rawLinger)) // ends watch's read
+		return
+	}
+	time.AfterFunc(rawLinger, d.close)
 }
 
-func (d *rawWriter) close() { d.once.Do(func() { _ = d.conn.Close() }) }
-
-// watch reads the connection until the client closes it (or sends more
-// than it may), so a client that leaves ends its stream at once, as
-// net/http's background read would; then it closes the connection.
-func (d *rawWriter) watch() {
-	var b [64]byte
-	for n := 0; n <= rawMaxInput; {
-		k, err := d.conn.Read(b[:])
-		if err != nil {
-			break
-		}
-		n += k
+// close closes the connection, once, after hangups stopped watching it.
+// It runs on the stream's goroutine, the hangup watcher's or a timer's.
+func (d *rawWriter) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
 	}
-	d.c.end(true) // nobody reads: cut any write at once
+	d.closed = true
+	if d.unwatch != nil {
+		d.unwatch()
+	}
+	_ = d.conn.Close()
+}
+
+// hangup is called when the client is gone: any write is cut at once and
+// the connection closed.
+func (d *rawWriter) hangup() {
+	d.c.end(true)
 	d.close()
+}
+
+// watch is hangup's fallback where sockets cannot be watched without a
+// goroutine: it reads the connection until the client sends anything or
+// closes it, as net/http's background read does.
+func (d *rawWriter) watch() {
+	var b [1]byte
+	_, _ = d.conn.Read(b[:])
+	d.hangup()
 }
