@@ -11,6 +11,7 @@ run: build
 
 build: assets generate
 	$(GO) build -trimpath -o bin/hxchat ./cmd/hxchat
+	$(GO) build -trimpath -o bin/hxchat-load ./cmd/hxchat-load
 
 # npm ci only when package-lock.json changed since the last install.
 node_modules/.package-lock.json: package.json package-lock.json
