@@ -37,6 +37,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -428,8 +429,19 @@ func (c *stream) start(out output) bool {
 // stream it is the whole body of the stream's goroutine, and kept that
 // small on purpose: an idle stream's stack is this frame and r3labs' loop.
 func (c *stream) run(out output, r *http.Request) {
+	defer c.stop()
+	defer c.recover()
 	c.s.srv.ServeHTTP(out, r)
-	c.stop()
+}
+
+// recover keeps a panic in the stream's writing from taking the process
+// down: a raw stream's goroutine is not net/http's, which would recover it.
+// The stream ends; its client reconnects.
+func (c *stream) recover() {
+	if v := recover(); v != nil {
+		c.s.logger.LogAttrs(c.ctx, slog.LevelError, "stream: panic", slog.String("room", c.room), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+		c.end(true)
+	}
 }
 
 // stop ends a stream whose r3labs loop returned and closes it.

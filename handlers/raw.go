@@ -107,7 +107,8 @@ type rawWriter struct {
 	header  http.Header // what r3labs sets on it is not sent: the head was written
 	buf     *[]byte     // the batch being collected; nil between batches
 	flushes int
-	err     error // the first write error; later writes fail with it at once
+	renew   time.Time // when the write deadline is due to be renewed
+	err     error     // the first write error; later writes fail with it at once
 	ended   atomic.Bool
 
 	mu      sync.Mutex // guards unwatch and closed
@@ -155,14 +156,25 @@ func (d *rawWriter) flush() error {
 	}
 	b := d.buf
 	d.buf = nil
-	_ = d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
-	if d.ended.Load() { // see streamWriter.arm
+	// As streamWriter.arm: a deadline between ¾ and all of the timeout
+	// ahead, renewed when a quarter has passed, not at every batch.
+	if now := time.Now(); now.After(d.renew) {
+		_ = d.conn.SetWriteDeadline(now.Add(d.timeout))
+		d.renew = now.Add(d.timeout / 4)
+	}
+	if d.ended.Load() {
 		_ = d.conn.SetWriteDeadline(time.Unix(1, 0))
 	}
 	_, d.err = d.conn.Write(*b)
 	if cap(*b) <= rawFlushAt {
 		*b = (*b)[:0]
 		rawBufs.Put(b)
+	}
+	if d.err != nil {
+		// A write that failed (the deadline passed: the client stopped
+		// reading; or the connection broke) ends the stream, as net/http
+		// cancels a request whose connection failed a write.
+		d.c.end(true)
 	}
 	return d.err
 }

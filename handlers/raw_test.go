@@ -191,3 +191,31 @@ func TestRawStreamTLS(t *testing.T) {
 		}
 	}
 }
+
+// A client that stops reading is cut off by the write deadline, even while
+// its queue has room: the stream ends and leaves the room.
+func TestRawStreamWriteTimeout(t *testing.T) {
+	for _, noHijack := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoHijack=%v", noHijack), func(t *testing.T) {
+			e := newEnv(t, func(o *envOptions) {
+				o.stream.WriteTimeout = 300 * time.Millisecond
+				o.stream.QueueSize = 100000 // only the deadline can end it
+				o.stream.NoHijack = noHijack
+			})
+			ts := e.serve(t)
+			conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+			fmt.Fprintf(conn, "GET /chat/lobby/events HTTP/1.1\r\nHost: x\r\n\r\n")
+			waitUntil(t, "the stream is open", func() bool { return e.hub.Subscribers("lobby") == 1 })
+			text := strings.Repeat("한", 2000) // 6 KB a message
+			for i := 0; i < 3000 && e.hub.Subscribers("lobby") == 1; i++ {
+				e.post(t, "lobby", text)
+			}
+			waitUntil(t, "the stalled stream is cut", func() bool { return e.hub.Subscribers("lobby") == 0 })
+		})
+	}
+}

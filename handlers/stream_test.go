@@ -165,3 +165,36 @@ func TestEventsFlushOncePerBatch(t *testing.T) {
 		t.Errorf("%d flushes for %d queued messages, want at most 2", got, n)
 	}
 }
+
+// panicOutput is an output whose writes panic.
+type panicOutput struct {
+	header          http.Header
+	ended, finished atomic.Bool
+}
+
+func (p *panicOutput) Header() http.Header       { return p.header }
+func (p *panicOutput) WriteHeader(int)           {}
+func (p *panicOutput) Write([]byte) (int, error) { panic("write exploded") }
+func (p *panicOutput) Flush()                    {}
+func (p *panicOutput) end()                      { p.ended.Store(true) }
+func (p *panicOutput) done()                     { p.finished.Store(true) }
+
+// A panic while a stream is written (on a raw stream's own goroutine,
+// which net/http does not guard) ends that stream and nothing else.
+func TestStreamRecoversPanic(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	c := &stream{s: e.streams, id: "no-such-stream", room: "lobby", ctx: ctx, cancel: cancel, filling: true, drained: make(chan struct{}, 1)}
+	out := &panicOutput{header: make(http.Header)}
+	if !c.start(out) {
+		t.Fatal("stream ended before it started")
+	}
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/?stream=no-such-stream", nil)
+	c.run(out, req) // r3labs answers an unknown stream with an error page: Write panics
+	if !out.ended.Load() || !out.finished.Load() {
+		t.Errorf("after the panic: writes cut %v, output done %v; want both", out.ended.Load(), out.finished.Load())
+	}
+	if ctx.Err() == nil {
+		t.Error("the stream's context is still live after the panic")
+	}
+}
