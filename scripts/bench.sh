@@ -101,7 +101,8 @@ row() {
 	jq -r --arg n "$1" '[$n, .subscribers, .rooms, .rate, .duration_s, .connected, .posted,
 		.deliveries, (.deliveries_per_s|floor), .latency.p50_ms, .latency.p99_ms, .latency.max_ms,
 		.lost, .duplicated, .out_of_order, .reconnects, .churned,
-		(((if .posted == 0 then .server_end.rss_bytes else .server_connected.rss_bytes end) - .server_before.rss_bytes) / 1024 / (if .subscribers > 0 then .subscribers else 1 end) | floor),
+		(((if .posted == 0 then .server_end.rss_bytes else .server_connected.rss_bytes end) - .server_before.rss_bytes) / 1024 / (if .subscribers > 0 then .subscribers else 1 end) | floor
+			| if . < 0 then "-" else . end),
 		(if .load_cpu_us_per_delivery < 0 then "-" else (.load_cpu_us_per_delivery * 100 | round / 100) end)]
 		| map(tostring) | join("\t")' "$out/$1.json"
 }
