@@ -429,19 +429,20 @@ func (c *stream) start(out output) bool {
 // stream it is the whole body of the stream's goroutine, and kept that
 // small on purpose: an idle stream's stack is this frame and r3labs' loop.
 func (c *stream) run(out output, r *http.Request) {
-	defer c.stop()
-	defer c.recover()
+	defer c.exit()
 	c.s.srv.ServeHTTP(out, r)
 }
 
-// recover keeps a panic in the stream's writing from taking the process
-// down: a raw stream's goroutine is not net/http's, which would recover it.
-// The stream ends; its client reconnects.
-func (c *stream) recover() {
+// exit closes the stream once r3labs returned, and keeps a panic in the
+// stream's writing from taking the process down: a raw stream's goroutine
+// is not net/http's, which would recover it. The stream ends; its client
+// reconnects.
+func (c *stream) exit() {
 	if v := recover(); v != nil {
 		c.s.logger.LogAttrs(c.ctx, slog.LevelError, "stream: panic", slog.String("room", c.room), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 		c.end(true)
 	}
+	c.stop()
 }
 
 // stop ends a stream whose r3labs loop returned and closes it.
