@@ -244,8 +244,7 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == http.MethodHead {
 		// A HEAD (routed here by middleware.GetHead) gets the headers only.
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-cache, no-transform")
+		streamHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -273,10 +272,7 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache, no-transform")
-	h.Set("X-Accel-Buffering", "no")
-	h.Del("Content-Length")
+	streamHeaders(h)
 	retry := fmt.Appendf(nil, "retry: %d\n\n", s.cfg.Retry.Milliseconds())
 	if hj != nil {
 		rw, err := takeOver(hj, h, c, retry, s.cfg.WriteTimeout)
@@ -294,7 +290,7 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	sw := &streamWriter{w: w, rc: http.NewResponseController(w), c: c, timeout: s.cfg.WriteTimeout}
+	sw := newStreamWriter(w, c, s.cfg.WriteTimeout)
 	w.WriteHeader(http.StatusOK)
 	if _, err := sw.Write(retry); err != nil || sw.flush() != nil {
 		c.close()
@@ -308,6 +304,15 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.start(sw) {
 		c.run(sw, r2)
 	}
+}
+
+// streamHeaders sets the headers of an event stream: never cached, never
+// transformed or buffered by a proxy, no length.
+func streamHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
 }
 
 // open sets a stream up: subscribed, positioned after the client's cursor,
@@ -460,7 +465,7 @@ func jitter(d time.Duration) time.Duration {
 // stream is one SSE connection: the hub's Sink for its subscriber and the
 // feeder of its r3labs stream. It has no goroutine of its own: the hub
 // delivers into it, r3labs' loop drains it (each written event is reported
-// by streamWriter.Flush), and timers send heartbeats, fill gaps and end it.
+// by the output's Flush), and timers send heartbeats, fill gaps and end it.
 // Every live message goes out in seq order and once: one ahead of its
 // predecessor is held until the predecessor arrives or the gap is filled
 // from the store.
@@ -860,22 +865,65 @@ type output interface {
 	done()
 }
 
-// streamWriter is the http.ResponseWriter r3labs writes a stream to. It
-// flushes once per batch: r3labs flushes after every event, and the flush is
-// skipped while more events are in flight, the last of them flushes. It sets
-// write deadlines (instead of the server's WriteTimeout, which would cut
-// every stream) lazily, not at every write; ignores the second WriteHeader
-// r3labs sends; and can cut a blocked write at once.
-//
-// Write and Flush run on the handler's goroutine only; end may run on any.
-type streamWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
+// outputBase is what both outputs share: counting r3labs' flushes into
+// written events, so a batch is flushed once, and the write deadline.
+type outputBase struct {
 	c       *stream
+	flushes int // Flush calls so far
+	deadline
+}
+
+// skipFlush is called at each of r3labs' Flushes: once after its
+// WriteHeader, then once after each event it wrote (r3labs v2.10.0's
+// ServeHTTP). It tells the stream of each written event and reports true
+// while more are in flight: a later event's flush covers this one.
+func (o *outputBase) skipFlush() bool {
+	o.flushes++
+	return o.flushes > 1 && o.c.written()
+}
+
+// deadline sets a stream's write deadlines (instead of the server's
+// WriteTimeout, which would cut every stream): between ¾ and all of the
+// timeout ahead, renewed when a quarter has passed rather than at every
+// write, so a write blocked longer than that fails and ends the stream.
+// arm runs on the stream's goroutine; end may run on any.
+type deadline struct {
+	set     func(time.Time) error
 	timeout time.Duration
-	renew   time.Time // when the write deadline is due to be renewed
-	flushes int       // Flush calls so far
+	renew   time.Time // when the deadline is due to be renewed
 	ended   atomic.Bool
+}
+
+func (d *deadline) arm() {
+	if now := time.Now(); now.After(d.renew) {
+		_ = d.set(now.Add(d.timeout))
+		d.renew = now.Add(d.timeout / 4)
+	}
+	// end may have run between the check and the set: make sure its past
+	// deadline wins.
+	if d.ended.Load() {
+		_ = d.set(time.Unix(1, 0))
+	}
+}
+
+// end makes pending and future writes fail at once.
+func (d *deadline) end() {
+	d.ended.Store(true)
+	_ = d.set(time.Unix(1, 0))
+}
+
+// streamWriter is the http.ResponseWriter r3labs writes a stream that stays
+// with net/http to. It ignores the second WriteHeader r3labs sends.
+// Write and Flush run on the handler's goroutine only.
+type streamWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	outputBase
+}
+
+func newStreamWriter(w http.ResponseWriter, c *stream, timeout time.Duration) *streamWriter {
+	rc := http.NewResponseController(w)
+	return &streamWriter{w: w, rc: rc, outputBase: outputBase{c: c, deadline: deadline{set: rc.SetWriteDeadline, timeout: timeout}}}
 }
 
 func (d *streamWriter) Header() http.Header { return d.w.Header() }
@@ -883,34 +931,17 @@ func (d *streamWriter) Header() http.Header { return d.w.Header() }
 // WriteHeader is a no-op: the headers were written before r3labs ran.
 func (d *streamWriter) WriteHeader(int) {}
 
-// arm keeps a write deadline of between ¾ and all of the timeout ahead,
-// renewing it when a quarter has passed: a write that blocks longer than
-// that fails and ends the stream.
-func (d *streamWriter) arm() {
-	if now := time.Now(); now.After(d.renew) {
-		_ = d.rc.SetWriteDeadline(now.Add(d.timeout))
-		d.renew = now.Add(d.timeout / 4)
-	}
-	// end may have run between the check and the set: make sure its past
-	// deadline wins.
-	if d.ended.Load() {
-		_ = d.rc.SetWriteDeadline(time.Unix(1, 0))
-	}
-}
-
+// Write arms the deadline at every write: net/http's buffers pass a large
+// batch on to the connection from within Write.
 func (d *streamWriter) Write(p []byte) (int, error) {
 	d.arm()
 	return d.w.Write(p)
 }
 
-// Flush is called by r3labs once after its WriteHeader, then once after
-// each event it wrote (r3labs v2.10.0's ServeHTTP): from the second call on
-// each is one written event.
 func (d *streamWriter) Flush() {
-	if d.flushes++; d.flushes > 1 && d.c.written() {
-		return // a later event flushes this one too
+	if !d.skipFlush() {
+		_ = d.flush()
 	}
-	_ = d.flush()
 }
 
 func (d *streamWriter) flush() error {
@@ -922,12 +953,6 @@ func (d *streamWriter) flush() error {
 // request on this keep-alive connection, unless the stream was cut.
 func (d *streamWriter) done() {
 	if !d.ended.Load() {
-		_ = d.rc.SetWriteDeadline(time.Time{})
+		_ = d.set(time.Time{})
 	}
-}
-
-// end makes pending and future writes fail at once.
-func (d *streamWriter) end() {
-	d.ended.Store(true)
-	_ = d.rc.SetWriteDeadline(time.Unix(1, 0))
 }

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -64,7 +63,8 @@ func takeOver(hj http.Hijacker, header http.Header, c *stream, first []byte, tim
 	// is the last response on this connection.
 	_ = conn.SetDeadline(time.Time{})
 	_ = brw
-	d := &rawWriter{conn: conn, c: c, timeout: timeout, header: make(http.Header)}
+	d := &rawWriter{conn: conn, header: make(http.Header),
+		outputBase: outputBase{c: c, deadline: deadline{set: conn.SetWriteDeadline, timeout: timeout}}}
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = header.Write(&head)
@@ -97,19 +97,14 @@ func takeOver(hj http.Hijacker, header http.Header, c *stream, first []byte, tim
 
 // rawWriter writes a taken-over stream to its connection. Writes collect
 // in a buffer that is written out when r3labs flushes the last event in
-// flight (or when it grows past rawFlushAt), with one write deadline per
-// batch. Write and Flush run on the stream's goroutine only; end may run on
-// any.
+// flight (or when it grows past rawFlushAt). Write and Flush run on the
+// stream's goroutine only; end may run on any.
 type rawWriter struct {
-	conn    net.Conn
-	c       *stream
-	timeout time.Duration
-	header  http.Header // what r3labs sets on it is not sent: the head was written
-	buf     *[]byte     // the batch being collected; nil between batches
-	flushes int
-	renew   time.Time // when the write deadline is due to be renewed
-	err     error     // the first write error; later writes fail with it at once
-	ended   atomic.Bool
+	conn   net.Conn
+	header http.Header // what r3labs sets on it is not sent: the head was written
+	buf    *[]byte     // the batch being collected; nil between batches
+	err    error       // the first write error; later writes fail with it at once
+	outputBase
 
 	mu      sync.Mutex // guards unwatch and closed
 	unwatch func()     // stops hangups watching the connection; nil: watch reads it
@@ -137,16 +132,11 @@ func (d *rawWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Flush is called by r3labs once after its WriteHeader, then once after
-// each event it wrote (r3labs v2.10.0's ServeHTTP): from the second call on
-// each is one written event.
 func (d *rawWriter) Flush() {
-	if d.flushes++; d.flushes == 1 {
-		d.header = nil // r3labs is done with it
-	} else if d.c.written() {
-		return // a later event flushes this one too
+	d.header = nil // r3labs is done with it after its first Flush
+	if !d.skipFlush() {
+		_ = d.flush()
 	}
-	_ = d.flush()
 }
 
 // flush writes the batch out under a fresh write deadline.
@@ -156,15 +146,7 @@ func (d *rawWriter) flush() error {
 	}
 	b := d.buf
 	d.buf = nil
-	// As streamWriter.arm: a deadline between ¾ and all of the timeout
-	// ahead, renewed when a quarter has passed, not at every batch.
-	if now := time.Now(); now.After(d.renew) {
-		_ = d.conn.SetWriteDeadline(now.Add(d.timeout))
-		d.renew = now.Add(d.timeout / 4)
-	}
-	if d.ended.Load() {
-		_ = d.conn.SetWriteDeadline(time.Unix(1, 0))
-	}
+	d.arm() // only here: nothing reaches the connection between batches
 	_, d.err = d.conn.Write(*b)
 	if cap(*b) <= rawFlushAt {
 		*b = (*b)[:0]
@@ -177,12 +159,6 @@ func (d *rawWriter) flush() error {
 		d.c.end(true)
 	}
 	return d.err
-}
-
-// end makes pending and future writes fail at once.
-func (d *rawWriter) end() {
-	d.ended.Store(true)
-	_ = d.conn.SetWriteDeadline(time.Unix(1, 0))
 }
 
 // done writes what is left and ends the response by closing the
