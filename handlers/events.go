@@ -485,6 +485,7 @@ type stream struct {
 	snapshot bool             // start with a snapshot of the log
 	ready    bool             // r3labs registered the subscriber: events may be handed over
 	filling  bool             // a catch-up from the store runs; live messages are held
+	refill   bool             // held messages were forgotten during the catch-up: it reads on
 	held     []*chat.Delivery // live messages beyond last+1, in seq order
 	queue    []*sse.Event     // waiting for room in r3labs' buffers
 	inflight int              // handed to r3labs, not yet written
@@ -540,7 +541,22 @@ func (c *stream) hold(d *chat.Delivery) bool {
 		return true
 	}
 	if len(c.held) >= c.s.cfg.QueueSize {
-		return false
+		// Every delivered message is already stored: rather than hold
+		// more, or drop a client that is only waiting for its catch-up,
+		// forget them and read them from the store.
+		clear(c.held)
+		c.held = nil
+		if c.gap != nil {
+			c.gap.Stop()
+			c.gap = nil
+		}
+		if c.filling {
+			c.refill = true
+		} else {
+			c.filling = true
+			go c.catchUp(true)
+		}
+		return true
 	}
 	c.held = slices.Insert(c.held, i, d)
 	if !c.filling && c.gap == nil {
@@ -666,7 +682,7 @@ func (c *stream) subscribed() {
 			return
 		}
 	}
-	c.catchUp()
+	c.catchUp(false)
 }
 
 // fillGap runs when held messages waited gapWait for a predecessor: it
@@ -680,21 +696,37 @@ func (c *stream) fillGap() {
 	}
 	c.filling = true
 	c.mu.Unlock()
-	c.catchUp()
+	c.catchUp(true)
 }
 
 // catchUp queues what the store holds after last, then the held live
 // messages, and ends the fill. It runs with filling set, in a goroutine of
 // its own (r3labs' OnSubscribe one, or a gap timer's).
-func (c *stream) catchUp() {
-	if err := c.replay(); err != nil {
-		c.fail(err)
-		return
+//
+// A held message beyond a gap is released at once only when skip is set:
+// when the catch-up itself fills a gap that already waited gapWait, what
+// the store does not have by now was trimmed away. After the first
+// catch-up the missing predecessor may still be on its way (a racing post
+// stored it before its successor but fans it out after), so the gap waits.
+func (c *stream) catchUp(skip bool) {
+	for {
+		if err := c.replay(); err != nil {
+			c.fail(err)
+			return
+		}
+		c.mu.Lock()
+		if !c.refill {
+			break
+		}
+		c.refill = false // held messages were forgotten: read on
+		c.mu.Unlock()
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.filling = false
-	c.release(true)
+	c.release(skip)
+	if len(c.held) > 0 && c.gap == nil {
+		c.gap = time.AfterFunc(gapWait, c.fillGap)
+	}
 	if c.presence != nil {
 		c.sendPresence()
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -196,5 +197,88 @@ func TestStreamRecoversPanic(t *testing.T) {
 	}
 	if ctx.Err() == nil {
 		t.Error("the stream's context is still live after the panic")
+	}
+}
+
+// Posts that pile up while a new stream catches up from the store, more of
+// them than its queue holds, do not drop it: they are stored, so the
+// catch-up reads them too.
+func TestEventsCatchUpOutlastsQueue(t *testing.T) {
+	g := &gatedHub{entered: make(chan struct{}), release: make(chan struct{})}
+	e := newEnv(t, func(o *envOptions) {
+		o.subscriber = func(h *chat.Hub) Subscriber { g.Hub = h; return g }
+		o.stream.QueueSize = 8
+	})
+	e.post(t, "lobby", "message 1")
+	ts := e.serve(t)
+	rd := openOK(t, ts, "/chat/lobby/events?after=0", nil)
+	waitFor(t, streamWait, "the stream's replay", func() { <-g.entered })
+	const n = 30 // more than the queue's 8
+	for i := 2; i <= n; i++ {
+		e.post(t, "lobby", "message")
+	}
+	close(g.release)
+	evs := rd.messagesUntil(t, "30")
+	want := make([]string, n)
+	for i := range want {
+		want[i] = strconv.Itoa(i + 1)
+	}
+	if got := ids(evs); !slices.Equal(got, want) {
+		t.Errorf("ids %q, want 1..%d once each in order", got, n)
+	}
+	if got := e.hub.Subscribers("lobby"); got != 1 {
+		t.Errorf("%d subscribers after the catch-up, want 1 (not dropped)", got)
+	}
+}
+
+// staleHub answers the first Since (a stream's first catch-up) from what
+// the store held when it was called, but only once the test releases it.
+type staleHub struct {
+	*chat.Hub
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *staleHub) Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error) {
+	msgs, err := g.Hub.Since(ctx, room, after, limit)
+	g.once.Do(func() {
+		close(g.entered)
+		<-g.release
+	})
+	return msgs, err
+}
+
+// A racing post can be stored before its successor but fanned out after
+// it. When the successor reaches a stream during its first catch-up, the
+// stream waits for the predecessor after the catch-up instead of sending
+// the successor at once (which would have dropped the predecessor as
+// already sent).
+func TestEventsCatchUpWaitsForLatePredecessor(t *testing.T) {
+	g := &staleHub{entered: make(chan struct{}), release: make(chan struct{})}
+	e := newEnv(t, func(o *envOptions) {
+		o.subscriber = func(h *chat.Hub) Subscriber { g.Hub = h; return g }
+	})
+	e.post(t, "lobby", "message 1")
+	ts := e.serve(t)
+	rd := openOK(t, ts, "/chat/lobby/events", http.Header{"Last-Event-Id": {"1"}})
+	waitFor(t, streamWait, "the stream's catch-up", func() { <-g.entered })
+	// The catch-up read the store before 2 and 3 were stored.
+	var stored []chat.Message
+	for _, text := range []string{"message 2", "message 3"} {
+		m, err := e.store.Append(t.Context(), chat.Message{Room: "lobby", Author: tester.Name, AuthorKey: tester.Key, Text: text, Time: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, m)
+	}
+	e.hub.Publish(stored[1]) // held: the catch-up runs
+	close(g.release)
+	// Less than gapWait: the catch-up has ended, the gap is still open.
+	time.Sleep(gapWait / 3)
+	e.hub.Publish(stored[0])
+	evs := rd.messagesUntil(t, "3")
+	if got, want := ids(evs), []string{"2", "3"}; !slices.Equal(got, want) {
+		t.Errorf("ids %q, want %q", got, want)
 	}
 }
