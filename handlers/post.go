@@ -69,6 +69,9 @@ func handlePost(logger *slog.Logger, hub Hub, m *Metrics, cfg Config) http.Handl
 		}
 		text := r.PostForm.Get("message")
 		if _, err := hub.Post(r.Context(), room, PersonFrom(r.Context()).Author(), text); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return // the poster left before anything was stored: no one to answer, no store fault
+			}
 			status := statusOf(err)
 			if status >= 500 {
 				m.StoreErrors.WithLabelValues("append").Inc()

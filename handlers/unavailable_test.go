@@ -114,3 +114,21 @@ func TestMetricsCountStoreErrorsAndLatency(t *testing.T) {
 		t.Error("/metrics names a room: labels must not carry room names")
 	}
 }
+
+// A poster that leaves before its message is stored is neither a store
+// error nor a bad message: nothing is counted, logged or stored.
+func TestPostAbandonedIsNoStoreError(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	e.do(newPost("/chat/lobby/messages", url.Values{"message": {"gone"}}).WithContext(ctx))
+	body := e.get("/metrics").Body.String()
+	for _, unwanted := range []string{`hxchat_store_errors_total{op="append"}`, `reason="bad_message"`} {
+		if strings.Contains(body, unwanted) {
+			t.Errorf("/metrics counts an abandoned post: %q", unwanted)
+		}
+	}
+	if got := e.recent(t, "lobby", 10); len(got) != 0 {
+		t.Errorf("%d messages stored from an abandoned post, want 0", len(got))
+	}
+}
