@@ -102,11 +102,11 @@ func trustedAddr(a netip.Addr, trusted []netip.Prefix) bool {
 // entries further left were written by that client and may be forged. A
 // malformed entry stops the walk at the last address known to be good. A
 // peer that cannot be parsed is the zero Addr (all such requests share one
-// key).
+// key). An IPv6 client is its /64 (see perClient).
 func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	peer, ok := parseHost(r.RemoteAddr)
 	if !ok || !trustedAddr(peer, trusted) {
-		return peer
+		return perClient(peer)
 	}
 	// Several X-Forwarded-For headers form one list, in order.
 	var hops []string
@@ -124,7 +124,19 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 			break
 		}
 	}
-	return client
+	return perClient(client)
+}
+
+// perClient is the key of a client address: an IPv4 address itself, an
+// IPv6 address its /64. A host (or a home network) is given a whole /64 and
+// may use any address in it, so counting per address would give it a fresh
+// allowance with each. Trust is decided on full addresses, before this.
+func perClient(a netip.Addr) netip.Addr {
+	if !a.Is6() {
+		return a
+	}
+	p, _ := a.Prefix(64)
+	return p.Addr()
 }
 
 // retryAfter formats d for a Retry-After header: whole seconds, rounded up,
