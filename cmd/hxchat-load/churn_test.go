@@ -97,7 +97,7 @@ func TestChurnedStream(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				l.subscriber(ctx, s, func() {})
+				l.subscriber(ctx, s, func(int64) {})
 			}()
 			waitSeq(t, s, 2)
 			if !s.churn() {
@@ -124,7 +124,7 @@ func TestChurnedStream(t *testing.T) {
 				got, want int64
 			}{
 				{"expected", expected, last},
-				{"deliveries", tr.deliveries.Load(), c.deliveries},
+				{"deliveries", int64(tr.latency.count()), c.deliveries},
 				{"lost", lost, c.lost},
 				{"duplicated", tr.duplicates.Load(), c.dup},
 				{"out of order", tr.outOrder.Load(), 0},
@@ -227,12 +227,12 @@ func TestStreamTLS(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		l.subscriber(ctx, s, func() {})
+		l.subscriber(ctx, s, func(int64) {})
 	}()
 	waitSeq(t, s, 2)
 	cancel()
 	<-done
-	if d, e := tr.deliveries.Load(), tr.connectErrors.Load(); d != 2 || e != 0 {
+	if d, e := int64(tr.latency.count()), tr.connectErrors.Load(); d != 2 || e != 0 {
 		t.Errorf("deliveries %d, connect errors %d (last error %q): want 2 and 0", d, e, l.lastErr)
 	}
 }

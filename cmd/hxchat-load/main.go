@@ -206,6 +206,12 @@ func (l *loader) scrape(ctx context.Context) serverStats {
 		return st
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		// An error page has no metrics: the values stay unknown, and the
+		// reason is in the report.
+		l.note(fmt.Errorf("/metrics: %w", errStatus(resp.StatusCode)))
+		return st
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -272,7 +278,7 @@ type report struct {
 	ServerBefore     serverStats `json:"server_before"`
 	ServerConnected  serverStats `json:"server_connected"`
 	ServerEnd        serverStats `json:"server_end"`
-	BytesPerSub      float64     `json:"server_bytes_per_subscriber"`
+	BytesPerSub      float64     `json:"server_bytes_per_subscriber"` // -1 if unknown
 	Samples          []sample    `json:"server_samples"`
 	Flatness         flatness    `json:"server_flatness"`
 	LoadCPUSeconds   float64     `json:"load_cpu_s"`               // this tool's own CPU time (user + system), -1 if unknown
@@ -332,9 +338,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	subs := make([]*subState, o.subscribers)
 	var wg sync.WaitGroup
 	allIn := make(chan struct{})
-	var nIn atomic.Int64
-	connected := func() {
-		if nIn.Add(1) == int64(o.subscribers) {
+	// n is t.connected after this subscriber's first connect: each value
+	// comes once, so allIn is closed once.
+	connected := func(n int64) {
+		if n == int64(o.subscribers) {
 			close(allIn)
 		}
 	}
@@ -391,7 +398,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	phase.Store("drain")
 	drainEnd := time.Now().Add(o.drain)
 	for time.Now().Before(drainEnd) && ctx.Err() == nil {
-		if _, lost := t.expectedAndLost(subs); lost == 0 {
+		if !t.anyMissing(subs) {
 			break
 		}
 		sleep(ctx, 50*time.Millisecond)
@@ -408,12 +415,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep.PostErrors = t.postErrors.Load()
 	rep.PostsPerSecond = float64(rep.Posted) / postElapsed.Seconds()
 	rep.Expected, rep.Lost = t.expectedAndLost(subs)
-	rep.Deliveries = t.deliveries.Load()
+	rep.Deliveries = int64(t.latency.count())
 	// Deliveries a second: over the time from the first post to the last
 	// first receipt (the posting time at least).
 	span := postElapsed
-	if last := t.lastDelivery.Load(); last > 0 {
-		span = max(span, time.Unix(0, last).Sub(postStart))
+	if last := lastDelivery(subs); !last.IsZero() {
+		span = max(span, last.Sub(postStart))
 	}
 	rep.DeliveriesPerSec = float64(rep.Deliveries) / span.Seconds()
 	rep.Latency = summarize(&t.latency)
@@ -429,8 +436,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			rep.LoadCPUPerDeliv = float64((c - cpuStart).Microseconds()) / float64(rep.Deliveries)
 		}
 	}
-	if o.subscribers > 0 && rep.ServerBefore.RSSBytes >= 0 && rep.ServerConnected.RSSBytes >= 0 {
-		rep.BytesPerSub = float64(rep.ServerConnected.RSSBytes-rep.ServerBefore.RSSBytes) / float64(o.subscribers)
+	// Memory per subscriber: the RSS growth from before connecting to once
+	// connected. A run without posts measures idle streams, and then the
+	// end sample is the one: by the end of the posting time the garbage of
+	// the connect burst is collected, as on a server whose streams idle,
+	// while just after connecting it still inflates the RSS.
+	rep.BytesPerSub = -1
+	after := rep.ServerConnected.RSSBytes
+	if idleRun(o) {
+		after = rep.ServerEnd.RSSBytes
+	}
+	if o.subscribers > 0 && rep.ServerBefore.RSSBytes >= 0 && after >= 0 {
+		rep.BytesPerSub = float64(after-rep.ServerBefore.RSSBytes) / float64(o.subscribers)
 	}
 	rep.LastError = l.lastErr
 	if ctx.Err() != nil {
@@ -443,6 +460,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	return writeTable(stdout, rep)
 }
+
+// idleRun reports whether the run posts nothing: its streams only idle.
+func idleRun(o options) bool { return o.posters == 0 || o.rate == 0 }
 
 // health waits briefly for /healthz to answer 200.
 func (l *loader) health(ctx context.Context) error {
@@ -528,7 +548,7 @@ func (l *loader) progressLine(w io.Writer, phase *atomic.Value, start time.Time)
 				t := l.t
 				fmt.Fprintf(w, "\r%5.1fs %-7s subs %d/%d open %d  posted %d (err %d)  delivered %d  reconnects %d churned %d  lat p99 %.1fms   ",
 					time.Since(start).Seconds(), phase.Load(), t.connected.Load(), l.o.subscribers, t.open.Load(),
-					t.posted.Load(), t.postErrors.Load(), t.deliveries.Load(), t.reconnects.Load(), t.churned.Load(),
+					t.posted.Load(), t.postErrors.Load(), t.latency.count(), t.reconnects.Load(), t.churned.Load(),
 					float64(t.latency.quantile(0.99).Microseconds())/1000)
 			}
 		}
@@ -554,6 +574,14 @@ func writeTable(w io.Writer, r report) error {
 	q := func(x quantiles) string {
 		return fmt.Sprintf("p50 %.1f  p90 %.1f  p99 %.1f  max %.1f ms  (n=%d)", x.P50, x.P90, x.P99, x.Max, x.N)
 	}
+	perSub := "n/a"
+	if r.BytesPerSub >= 0 {
+		growth := "while connecting"
+		if idleRun(options{posters: r.Posters, rate: r.Rate}) {
+			growth = "from before connecting to the end"
+		}
+		perSub = fmt.Sprintf("%.1f KiB (RSS growth %s / subscribers)", r.BytesPerSub/1024, growth)
+	}
 	rows := [][2]string{
 		{"target", r.URL},
 		{"load", fmt.Sprintf("%d subscribers in %d rooms, %d posters at %g msg/s for %gs", r.Subscribers, r.Rooms, r.Posters, r.Rate, r.DurationSeconds)},
@@ -568,7 +596,7 @@ func writeTable(w io.Writer, r report) error {
 		{"reconnects", fmt.Sprintf("%d unplanned, %d churned (planned: %g %% of the subscribers a minute)", r.Reconnects, r.Churned, r.ReconnectRate*100)},
 		{"server RSS", fmt.Sprintf("%s before, %s connected, %s at end", mb(r.ServerBefore.RSSBytes), mb(r.ServerConnected.RSSBytes), mb(r.ServerEnd.RSSBytes))},
 		{"server goroutines", fmt.Sprintf("%s before, %s connected, %s at end", g(r.ServerBefore.Goroutines), g(r.ServerConnected.Goroutines), g(r.ServerEnd.Goroutines))},
-		{"memory/subscriber", fmt.Sprintf("%.1f KiB (RSS growth while connecting / subscribers)", r.BytesPerSub/1024)},
+		{"memory/subscriber", perSub},
 		{"flatness", r.Flatness.String()},
 		{"load tool CPU", loadCPU(r)},
 	}

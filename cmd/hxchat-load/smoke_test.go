@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -16,8 +17,11 @@ import (
 var serverBin string
 
 func TestMain(m *testing.M) {
+	// testing.Short needs the flags parsed, and m.Run parses them only
+	// after the server would be built.
+	flag.Parse()
 	os.Exit(func() int {
-		if !testingShort() {
+		if !testing.Short() {
 			dir, err := os.MkdirTemp("", "hxchat-load-test")
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
@@ -31,16 +35,6 @@ func TestMain(m *testing.M) {
 		}
 		return m.Run()
 	}())
-}
-
-// testingShort reads -test.short before m.Run parses the flags.
-func testingShort() bool {
-	for _, a := range os.Args[1:] {
-		if a == "-test.short" || a == "-test.short=true" {
-			return true
-		}
-	}
-	return false
 }
 
 // startServer runs the hxchat binary on a free loopback port, with the

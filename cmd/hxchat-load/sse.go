@@ -85,7 +85,10 @@ func (p *sseParser) read(r io.Reader, fn func(id, data []byte)) error {
 // subscriber keeps one SSE stream of a room open until ctx ends, resuming
 // with Last-Event-ID whenever the stream drops (after the advertised retry
 // delay) or is churned (at once, or after -churn-pause).
-func (l *loader) subscriber(ctx context.Context, s *subState, connected func()) {
+//
+// connected is called after the first connect, with the subscribers
+// connected so far (this one included).
+func (l *loader) subscriber(ctx context.Context, s *subState, connected func(n int64)) {
 	p := &sseParser{retry: 2 * time.Second}
 	u, err := url.Parse(l.base + "/chat/" + l.roomName(s.room) + "/events")
 	if err != nil {
@@ -119,8 +122,7 @@ func (l *loader) subscriber(ctx context.Context, s *subState, connected func()) 
 		now := time.Now()
 		if s.markConnected(now) {
 			l.t.connect.record(now.Sub(t0))
-			l.t.connected.Add(1)
-			connected()
+			connected(l.t.connected.Add(1))
 		}
 		s.streamOpened(c.close)
 		l.t.open.Add(1)

@@ -97,15 +97,15 @@ type tracker struct {
 	mu   sync.Mutex
 	acks []ack
 
+	// The first receipts of this run's messages are latency.count(): a
+	// counter of their own would be one more shared write per delivery.
 	posted, postErrors   atomic.Int64
-	deliveries           atomic.Int64 // first receipts of this run's messages
 	duplicates, outOrder atomic.Int64
 	reconnects           atomic.Int64 // streams that ended unplanned and were resumed
 	churned              atomic.Int64 // streams closed on purpose (-reconnect-rate) and resumed
 	connectErrors        atomic.Int64 // failed connects (network error or status ≠ 200)
 	connected            atomic.Int64 // subscribers that connected at least once
 	open                 atomic.Int64 // streams open now
-	lastDelivery         atomic.Int64 // unix nanos of the newest first receipt
 }
 
 func newTracker(runID string) *tracker {
@@ -191,6 +191,10 @@ type subState struct {
 	recent      [recentSeqs]int64
 	nrecent     int
 	seen        [][]uint64 // per poster, bit n: message n received
+	// lastDelivery is the time of this subscriber's newest first receipt,
+	// kept here under mu rather than in the tracker so that a delivery
+	// writes no more shared memory; the run takes the max at the end.
+	lastDelivery time.Time
 
 	// closeStream ends the open stream (nil: none is open); churning is
 	// set when the churner used it, so the subscriber counts the end as
@@ -297,13 +301,15 @@ var (
 func (t *tracker) message(s *subState, seq int64, hasSeq bool, data []byte, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	dup := false
+	dup, older := false, false
 	if hasSeq {
 		switch {
 		case s.seqSeen(seq):
 			dup = true
 		case s.haveSeq && seq < s.lastSeq:
-			t.outOrder.Add(1)
+			// Out of order unless its message turns out to be received
+			// already: a repeat of a seq older than the recent window.
+			older = true
 			s.rememberSeq(seq)
 		default:
 			if s.haveSeq {
@@ -334,19 +340,49 @@ func (t *tracker) message(s *subState, seq int64, hasSeq bool, data []byte, now 
 			dup = true
 			continue
 		}
-		t.deliveries.Add(1)
-		t.lastDelivery.Store(now.UnixNano())
+		s.lastDelivery = now
 		t.latency.record(time.Duration(now.UnixNano() - sent))
 	}
-	if dup {
+	// A duplicate is a duplicate, not also out of order.
+	switch {
+	case dup:
 		t.duplicates.Add(1)
+	case older:
+		t.outOrder.Add(1)
 	}
+}
+
+// lastDelivery is the newest first receipt over all subscribers (zero:
+// none).
+func lastDelivery(subs []*subState) time.Time {
+	var last time.Time
+	for _, s := range subs {
+		s.mu.Lock()
+		if s.lastDelivery.After(last) {
+			last = s.lastDelivery
+		}
+		s.mu.Unlock()
+	}
+	return last
+}
+
+// anyMissing reports whether some subscriber still lacks an acknowledged
+// message it should receive. The drain polls it; it stops at the first.
+func (t *tracker) anyMissing(subs []*subState) bool {
+	_, lost := t.count(subs, true)
+	return lost > 0
 }
 
 // expectedAndLost counts, over all subscribers, the acknowledged messages
 // each should have received (of its room, sent after it first connected)
 // and how many of those it did not.
 func (t *tracker) expectedAndLost(subs []*subState) (expected, lost int64) {
+	return t.count(subs, false)
+}
+
+// count walks subscribers × acknowledged messages; with first it stops at
+// the first lost one.
+func (t *tracker) count(subs []*subState, first bool) (expected, lost int64) {
 	t.mu.Lock()
 	acks := t.acks[:len(t.acks):len(t.acks)]
 	t.mu.Unlock()
@@ -360,10 +396,16 @@ func (t *tracker) expectedAndLost(subs []*subState) (expected, lost int64) {
 				expected++
 				if !s.has(a.poster, a.n) {
 					lost++
+					if first {
+						break
+					}
 				}
 			}
 		}
 		s.mu.Unlock()
+		if first && lost > 0 {
+			break
+		}
 	}
 	return expected, lost
 }

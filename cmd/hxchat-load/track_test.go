@@ -15,12 +15,14 @@ import (
 
 // TestScriptedStream runs one subscriber against a scripted stream with a
 // presence event, a comment, a duplicate, a lost message, an out-of-order
-// seq, a torn event and a dropped connection, and checks the counts.
+// seq, a torn event and a dropped connection, and checks the counts. The
+// messages say they were sent a second before they were written, so the
+// latencies recorded must be a second and a little more.
 func TestScriptedStream(t *testing.T) {
 	tr := newTracker("TEST")
 	msg := func(seq, n int) string {
 		return fmt.Sprintf("id: %d\ndata: <li id=\"msg-%d\" class=\"msg\" data-author=\"abc\"><span class=\"author\">guest</span>\ndata: <span class=\"text\">%s</span></li>\n\n",
-			seq, seq, tr.text(0, n, time.Now()))
+			seq, seq, tr.text(0, n, time.Now().Add(-time.Second)))
 	}
 	presence := func(seq int) string {
 		return fmt.Sprintf("id: %d\ndata: <hx-partial hx-target=\"#presence\" hx-swap=\"innerHTML\">1 online</hx-partial>\n\n", seq)
@@ -64,7 +66,7 @@ func TestScriptedStream(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		l.subscriber(ctx, s, func() {})
+		l.subscriber(ctx, s, func(int64) {})
 	}()
 	select {
 	case <-third:
@@ -90,7 +92,7 @@ func TestScriptedStream(t *testing.T) {
 		got, want int64
 	}{
 		{"expected", expected, 6},
-		{"deliveries", tr.deliveries.Load(), 5},
+		{"deliveries", int64(tr.latency.count()), 5},
 		{"lost", lost, 1},
 		{"duplicated", tr.duplicates.Load(), 1},
 		{"out of order", tr.outOrder.Load(), 1},
@@ -103,6 +105,45 @@ func TestScriptedStream(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
 		}
+	}
+	// Receive time minus send time: a second, plus the time the test took
+	// (a few seconds at most even on a loaded machine).
+	for _, c := range []struct {
+		name string
+		got  time.Duration
+	}{
+		{"p50 latency", tr.latency.quantile(0.5)},
+		{"max latency", time.Duration(tr.latency.max.Load())},
+	} {
+		if c.got < time.Second || c.got >= 5*time.Second {
+			t.Errorf("%s = %v, want 1s to 5s", c.name, c.got)
+		}
+	}
+}
+
+// TestOldRepeat checks that a message repeated with a seq older than the
+// recent-seq window counts as a duplicate only, not also as out of order,
+// while an older seq whose message is new is out of order.
+func TestOldRepeat(t *testing.T) {
+	tr := newTracker("TEST")
+	s := &subState{}
+	data := func(n int) []byte {
+		return []byte(`<li class="msg"><span class="text">` + tr.text(0, n, time.Now()) + `</span></li>`)
+	}
+	const events = 40 // more than recentSeqs: seq 2 is forgotten
+	for seq := 1; seq <= events; seq++ {
+		tr.message(s, int64(seq), true, data(seq-1), time.Now())
+	}
+	tr.message(s, 2, true, data(1), time.Now())
+	if d, o := tr.duplicates.Load(), tr.outOrder.Load(); d != 1 || o != 0 {
+		t.Errorf("after seq 2 again: duplicated %d, out of order %d; want 1 and 0", d, o)
+	}
+	tr.message(s, 3, true, data(events), time.Now()) // an old seq, a new message
+	if d, o := tr.duplicates.Load(), tr.outOrder.Load(); d != 1 || o != 1 {
+		t.Errorf("after an old seq with a new message: duplicated %d, out of order %d; want 1 and 1", d, o)
+	}
+	if n := tr.latency.count(); n != events+1 {
+		t.Errorf("deliveries = %d, want %d", n, events+1)
 	}
 }
 
