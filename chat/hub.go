@@ -106,9 +106,11 @@ type Hub struct {
 }
 
 // watch is a feed subscription shared by a room's local subscribers.
+// ready is closed once the feed watches the room (stop is set then).
 type watch struct {
-	refs int
-	stop func()
+	refs  int
+	ready chan struct{}
+	stop  func()
 }
 
 // NewHub returns a Hub storing messages in store.
@@ -122,7 +124,6 @@ func NewHub(store Store, opts HubOptions) *Hub {
 	if opts.Render == nil {
 		opts.Render = func(m Message) ([]byte, error) { return []byte(m.Text), nil }
 	}
-	h := &Hub{store: store, opts: opts, rooms: make(map[string]map[*Subscription]struct{})}
 	if opts.Presence == nil {
 		if k, ok := store.(PresenceKeeper); ok {
 			opts.Presence = k.Presence()
@@ -133,6 +134,7 @@ func NewHub(store Store, opts HubOptions) *Hub {
 	if opts.PresenceInterval <= 0 {
 		opts.PresenceInterval = DefaultPresenceInterval
 	}
+	h := &Hub{store: store, opts: opts, rooms: make(map[string]map[*Subscription]struct{})}
 	h.presence = newHubPresence(opts.Presence, opts.RenderPresence, opts.PresenceInterval)
 	if f, ok := store.(Feed); ok {
 		h.feed = f
@@ -140,9 +142,6 @@ func NewHub(store Store, opts HubOptions) *Hub {
 	}
 	return h
 }
-
-// Store returns the hub's store.
-func (h *Hub) Store() Store { return h.store }
 
 // Render renders m with the hub's RenderFunc.
 func (h *Hub) Render(m Message) ([]byte, error) { return h.opts.Render(m) }
@@ -256,20 +255,31 @@ func (h *Hub) SubscribeSink(room string, sink Sink) *Subscription {
 }
 
 // watch takes a reference on room's feed subscription and member watch,
-// starting them for the room's first local subscriber. unwatch undoes it.
+// starting them for the room's first local subscriber; it returns once the
+// feed watches the room, so the caller's next store read misses nothing.
+// The feed's Watch may wait on the network (Redis reads the room's newest
+// seq): it runs outside wmu, so other rooms' subscribers never wait for it.
+// unwatch undoes it.
 func (h *Hub) watch(room string) {
 	h.watchPresence(room)
 	if h.feed == nil {
 		return
 	}
 	h.wmu.Lock()
-	defer h.wmu.Unlock()
 	w := h.watches[room]
-	if w == nil {
-		w = &watch{stop: h.feed.Watch(room, h.Publish)}
+	first := w == nil
+	if first {
+		w = &watch{ready: make(chan struct{})}
 		h.watches[room] = w
 	}
 	w.refs++
+	h.wmu.Unlock()
+	if first {
+		w.stop = h.feed.Watch(room, h.Publish)
+		close(w.ready)
+	} else {
+		<-w.ready
+	}
 }
 
 // unwatch drops the references watch took, stopping the feed subscription
@@ -280,13 +290,19 @@ func (h *Hub) unwatch(room string) {
 		return
 	}
 	h.wmu.Lock()
-	defer h.wmu.Unlock()
 	w := h.watches[room]
 	if w == nil {
+		h.wmu.Unlock()
 		return
 	}
-	if w.refs--; w.refs == 0 {
+	w.refs--
+	last := w.refs == 0
+	if last {
 		delete(h.watches, room)
+	}
+	h.wmu.Unlock()
+	if last {
+		<-w.ready
 		w.stop()
 	}
 }
@@ -323,7 +339,6 @@ type Subscription struct {
 	room  string
 	sink  Sink
 	chans *chanSink // nil for SubscribeSink
-	once  sync.Once
 
 	presenceFresh atomic.Bool // no member list was offered yet
 }
@@ -390,7 +405,7 @@ func (s *Subscription) drop() bool {
 	if !s.hub.remove(s) {
 		return false
 	}
-	s.once.Do(s.sink.Dropped)
+	s.sink.Dropped() // once: only one remove succeeds
 	// drop runs inside Publish, which may be the feed's delivery goroutine:
 	// stopping the feed from here could wait on ourselves.
 	go s.hub.unwatch(s.room)

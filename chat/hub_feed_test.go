@@ -136,3 +136,59 @@ func TestHubWithFeedStopsWatchAfterDrop(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// slowFeed is a feedStore whose Watch of one room waits until released, as
+// a Redis feed waits on the network for a room's newest seq.
+type slowFeed struct {
+	*feedStore
+	room    string
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (f *slowFeed) Watch(room string, fn func(chat.Message)) func() {
+	if room == f.room {
+		close(f.entered)
+		<-f.release
+	}
+	return f.feedStore.Watch(room, fn)
+}
+
+// A feed that is slow to watch one room delays only that room's
+// subscribers: another room's subscribe and close go on, and a second
+// subscriber of the slow room returns only once the feed watches it.
+func TestHubSlowFeedWatchBlocksOnlyItsRoom(t *testing.T) {
+	f := &slowFeed{feedStore: newFeedStore(), room: "slow", entered: make(chan struct{}), release: make(chan struct{})}
+	hub := chat.NewHub(f, chat.HubOptions{})
+	first := make(chan *chat.Subscription)
+	go func() { first <- hub.Subscribe("slow") }()
+	<-f.entered
+	second := make(chan *chat.Subscription)
+	go func() { second <- hub.Subscribe("slow") }()
+
+	done := make(chan struct{})
+	go func() {
+		hub.Subscribe("fast").Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("subscribing to another room waited for the slow room's feed")
+	}
+	select {
+	case <-second:
+		t.Fatal("a second subscriber of the slow room returned before the feed watched it")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(f.release)
+	a, b := <-first, <-second
+	if starts, _ := f.counts(); starts != 2 { // "fast" and "slow", once each
+		t.Errorf("feed watches started %d, want 2", starts)
+	}
+	a.Close()
+	b.Close()
+	if _, stops := f.counts(); stops != 2 {
+		t.Errorf("feed watches stopped %d, want 2", stops)
+	}
+}
