@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -293,13 +291,8 @@ func (s *Store) receive(sess *session) {
 		if err != nil {
 			// go-redis has already dropped the connection, and redials on
 			// the next Receive; back off while Redis is away.
-			wait = min(max(2*wait, 20*time.Millisecond), time.Second)
-			t := time.NewTimer(wait)
-			select {
-			case <-sess.quit:
-				t.Stop()
+			if !backoff(&wait, sess.quit) {
 				return
-			case <-t.C:
 			}
 			continue
 		}
@@ -430,8 +423,7 @@ func (s *Store) fill(r *room) error {
 				// Nothing will make it readable: skip it rather than stall.
 				s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: skipping a bad stream entry",
 					slog.String("room", r.name), slog.String("id", x.ID), slog.Any("err", err))
-				seqText, _, _ := strings.Cut(x.ID, "-")
-				if seq, perr := strconv.ParseInt(seqText, 10, 64); perr == nil && seq > r.last {
+				if seq, perr := entrySeq(x.ID); perr == nil && seq > r.last {
 					r.last = seq
 				}
 				continue

@@ -444,18 +444,8 @@ func (p *Presence) receive() {
 	for {
 		v, err := p.ps.Receive(ctx)
 		if err != nil {
-			select {
-			case <-p.quit:
+			if !backoff(&wait, p.quit) {
 				return
-			default:
-			}
-			wait = min(max(2*wait, 20*time.Millisecond), time.Second)
-			t := time.NewTimer(wait)
-			select {
-			case <-p.quit:
-				t.Stop()
-				return
-			case <-t.C:
 			}
 			continue
 		}

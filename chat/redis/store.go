@@ -415,6 +415,27 @@ func isPermanent(err error) bool {
 
 func entryID(seq int64) string { return strconv.FormatInt(seq, 10) + "-0" }
 
+// entrySeq is the seq of a stream entry id made by entryID.
+func entrySeq(id string) (int64, error) {
+	seqText, _, _ := strings.Cut(id, "-")
+	return strconv.ParseInt(seqText, 10, 64)
+}
+
+// backoff waits after a failed receive from Redis, each time twice as long
+// as the last (from 20 ms up to 1 s); it reports false if quit closed
+// first. The caller resets *wait to 0 after a success.
+func backoff(wait *time.Duration, quit <-chan struct{}) bool {
+	*wait = min(max(2**wait, 20*time.Millisecond), time.Second)
+	t := time.NewTimer(*wait)
+	defer t.Stop()
+	select {
+	case <-quit:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // decodeEntries turns stream entries of room into messages, reversing them
 // when reverse is set.
 func decodeEntries(room string, xs []goredis.XMessage, reverse bool) ([]chat.Message, error) {
@@ -436,8 +457,7 @@ func decodeEntries(room string, xs []goredis.XMessage, reverse bool) ([]chat.Mes
 }
 
 func decodeEntry(room string, x goredis.XMessage) (chat.Message, error) {
-	seqText, _, _ := strings.Cut(x.ID, "-")
-	seq, err := strconv.ParseInt(seqText, 10, 64)
+	seq, err := entrySeq(x.ID)
 	if err != nil {
 		return chat.Message{}, fmt.Errorf("room %q: bad stream entry id %q", room, x.ID)
 	}

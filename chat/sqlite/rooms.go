@@ -13,14 +13,11 @@ var _ chat.RoomLister = (*Store)(nil)
 // Rooms implements chat.RoomLister from the rooms table, whose last_time_us
 // every append moves (an index range scan). It never waits for the writer.
 func (s *Store) Rooms(ctx context.Context, since time.Time, limit int) ([]chat.RoomInfo, error) {
-	if limit <= 0 {
-		return s.noRooms(ctx)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.check(ctx); err != nil {
 		return nil, fmt.Errorf("rooms: %w", err)
 	}
-	if s.closed.Load() {
-		return nil, fmt.Errorf("rooms: %w", chat.ErrClosed)
+	if limit <= 0 {
+		return nil, nil
 	}
 	rows, err := s.rdb.QueryContext(ctx, `
 		SELECT name, last_time_us FROM rooms
@@ -44,14 +41,4 @@ func (s *Store) Rooms(ctx context.Context, since time.Time, limit int) ([]chat.R
 		return nil, fmt.Errorf("rooms: %w", s.readErr(ctx, err))
 	}
 	return out, nil
-}
-
-func (s *Store) noRooms(ctx context.Context) ([]chat.RoomInfo, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("rooms: %w", err)
-	}
-	if s.closed.Load() {
-		return nil, fmt.Errorf("rooms: %w", chat.ErrClosed)
-	}
-	return nil, nil
 }

@@ -291,8 +291,11 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 // after, oldest first, never one beyond the room's retention. It reads a
 // consistent snapshot and never waits for the writer.
 func (s *Store) Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, fmt.Errorf("since in %q: %w", room, err)
+	}
 	if limit <= 0 {
-		return s.none(ctx, "since in", room)
+		return nil, nil
 	}
 	// No room holds more than retention messages.
 	msgs, err := s.query(ctx, s.since, room, min(int64(limit), s.retention), room, after, s.retention, min(int64(limit), s.retention))
@@ -305,8 +308,11 @@ func (s *Store) Since(ctx context.Context, room string, after int64, limit int) 
 // Recent implements chat.Store: the newest n messages of room (at most its
 // retention), oldest first, from a consistent snapshot.
 func (s *Store) Recent(ctx context.Context, room string, n int) ([]chat.Message, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, fmt.Errorf("recent in %q: %w", room, err)
+	}
 	if n <= 0 {
-		return s.none(ctx, "recent in", room)
+		return nil, nil
 	}
 	k := min(int64(n), s.retention)
 	msgs, err := s.query(ctx, s.recent, room, k, room, k)
@@ -316,27 +322,21 @@ func (s *Store) Recent(ctx context.Context, room string, n int) ([]chat.Message,
 	return msgs, nil
 }
 
-// none answers a read that asks for nothing, with the errors a real read
-// would have.
-func (s *Store) none(ctx context.Context, what, room string) ([]chat.Message, error) {
+// check answers for a read that cannot start: the caller's context ended,
+// or the store is closed.
+func (s *Store) check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s %q: %w", what, room, err)
+		return err
 	}
 	if s.closed.Load() {
-		return nil, fmt.Errorf("%s %q: %w", what, room, chat.ErrClosed)
+		return chat.ErrClosed
 	}
-	return nil, nil
+	return nil
 }
 
-// query runs a read and scans its messages; most bounds the rows it can
-// return, for the first allocation.
+// query runs a read (its caller has checked the store) and scans its
+// messages; most bounds the rows it can return, for the first allocation.
 func (s *Store) query(ctx context.Context, stmt *sql.Stmt, room string, most int64, args ...any) ([]chat.Message, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if s.closed.Load() {
-		return nil, chat.ErrClosed
-	}
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, s.readErr(ctx, err)
