@@ -35,7 +35,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"slices"
@@ -85,8 +84,6 @@ type StreamConfig struct {
 	// from one client address and in total (0: no limit); more get 503.
 	MaxStreamsPerClient int
 	MaxStreams          int
-	// Trusted are the proxies whose X-Forwarded-For names the client.
-	Trusted []netip.Prefix
 	// NoHijack keeps HTTP/1.x streams with net/http instead of taking
 	// their connections over (see raw.go).
 	NoHijack bool

@@ -8,6 +8,7 @@ package handlers
 // nothing here ever waits, so a limited client never delays anyone else.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -137,6 +138,30 @@ func perClient(a netip.Addr) netip.Addr {
 	}
 	p, _ := a.Prefix(64)
 	return p.Addr()
+}
+
+// clientKey is the context key of the client address (withClient).
+type clientKey struct{}
+
+// withClient decides, once per request, the address the per-client limits
+// count it against (clientAddr, with the one list of trusted proxies) and
+// puts it in the request context for clientOf.
+func withClient(trusted []netip.Prefix) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := context.WithValue(r.Context(), clientKey{}, clientAddr(r, trusted))
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
+// clientOf returns the client address withClient decided for r; without
+// it, the peer's.
+func clientOf(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(clientKey{}).(netip.Addr); ok {
+		return a
+	}
+	return clientAddr(r, nil)
 }
 
 // retryAfter formats d for a Retry-After header: whole seconds, rounded up,
@@ -317,7 +342,7 @@ func (l *streamLimiter) Acquire(addr netip.Addr) (release func(), ok bool, which
 // Retry-After and the reason. On ok the caller must call release when the
 // stream ends.
 func (s *Streams) admit(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
-	release, ok, which := s.limits.Acquire(clientAddr(r, s.cfg.Trusted))
+	release, ok, which := s.limits.Acquire(clientOf(r))
 	if ok {
 		return release, true
 	}

@@ -253,7 +253,7 @@ func checkStreamRefused(t *testing.T, resp *http.Response, reason string) {
 func withStreamLimits(perClient, total int, trusted ...string) func(*envOptions) {
 	return func(o *envOptions) {
 		o.stream.MaxStreamsPerClient, o.stream.MaxStreams = perClient, total
-		o.stream.Trusted = mustPrefixes(trusted...)
+		o.config.Trusted = mustPrefixes(trusted...)
 	}
 }
 

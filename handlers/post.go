@@ -51,7 +51,7 @@ func handlePost(logger *slog.Logger, hub Hub, m *Metrics, cfg Config) http.Handl
 		}
 
 		// The rate is checked before the body is read and anything stored.
-		if ok, wait := limit.allow(clientAddr(r, cfg.Trusted)); !ok {
+		if ok, wait := limit.allow(clientOf(r)); !ok {
 			refusePost(w, r, m, wait, cfg.MaxBody, fail)
 			return
 		}

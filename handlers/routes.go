@@ -28,7 +28,8 @@ type Config struct {
 	// average (0: no limit), PostBurst how many in a row; more get 429.
 	PostRate  float64
 	PostBurst int
-	// Trusted are the proxies whose X-Forwarded-For names the client.
+	// Trusted are the proxies whose X-Forwarded-For names the client, for
+	// the per-client limits of posts and streams.
 	Trusted []netip.Prefix
 }
 
@@ -83,8 +84,10 @@ func addRoutes(r chi.Router, d Deps) {
 	// Pages, posts and streams know who asks (PersonFrom); static files,
 	// health and metrics do not, and set no cookie.
 	id := identify(d.Secret)
+	// Posts and streams have per-client limits.
+	client := withClient(d.Config.Trusted)
 	// The stream stays outside every buffering or timeout middleware.
-	r.With(id).Method(http.MethodGet, "/chat/{room}/events", d.Streams)
+	r.With(id, client).Method(http.MethodGet, "/chat/{room}/events", d.Streams)
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.Compress(5, compressible...))
 		r.With(id).Get("/", handleIndex(d.Logger, d.Hub))
@@ -92,7 +95,7 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Get(views.RoomsURL, handleRooms(d.Logger, d.Hub))
 		r.With(id).Get("/chat/{room}/", handleRoom(d.Logger, d.Hub, d.Config.History))
 		r.With(id).Get("/chat/{room}/log", handleLog(d.Logger, d.Hub, d.Config.History))
-		r.With(id, observe(d.Metrics.PostDuration)).Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config))
+		r.With(id, client, observe(d.Metrics.PostDuration)).Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config))
 		r.With(id).Post(views.NameURL, handleName(d.Logger, d.Hub, d.Config, d.Secret))
 		r.With(id).Get("/me.css", handleMeCSS())
 		r.Get("/static/*", handleStatic())

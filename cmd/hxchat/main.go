@@ -290,7 +290,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 		MaxStreamsPerClient: o.streamsPer,
 		MaxStreams:          o.streamsMax,
-		Trusted:             o.trusted,
 	})
 	var draining atomic.Bool
 	handler := handlers.NewServer(handlers.Deps{
