@@ -219,27 +219,15 @@ func (h *Hub) refreshPresence(room string) {
 	h.offerPresence(room, u, changed)
 }
 
-// offerPresence offers u to the subscribers of room: to all of them when
+// offerPresence offers u to the followers of room: to all of them when
 // it is a new list, else to those that have not had one yet.
 func (h *Hub) offerPresence(room string, u *PresenceUpdate, changed bool) {
 	h.mu.RLock()
-	for s := range h.rooms[room] {
-		if changed || s.presenceFresh.Load() {
-			s.presenceFresh.Store(false)
-			s.sink.Presence(u)
+	for f := range h.rooms[room] {
+		if changed || f.presenceFresh.Load() {
+			f.presenceFresh.Store(false)
+			f.offerPresence(u)
 		}
 	}
 	h.mu.RUnlock()
-}
-
-// Presence returns the channel the room's member lists arrive on: the
-// current one soon after Subscribe, then each new one. Updates not taken in
-// time are replaced by newer ones (the channel holds one); it is never
-// closed.
-// It is nil for SubscribeSink.
-func (s *Subscription) Presence() <-chan *PresenceUpdate {
-	if s.chans == nil {
-		return nil
-	}
-	return s.chans.presence
 }

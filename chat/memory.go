@@ -17,10 +17,15 @@ const DefaultMaxRooms = 10000
 // MemoryStore is a Store that keeps the newest messages of each room in
 // memory, for at most a bounded number of rooms: when a new room would
 // exceed it, the room that was posted to least recently is forgotten.
-// History is lost when the process ends.
+// History is lost when the process ends: each MemoryStore is an epoch of
+// its own. Each room's messages reach its watchers in seq order: a room's
+// publish lock is taken, in seq order, before the store's lock is let go,
+// so fan-out runs outside the store's lock and still in order.
 type MemoryStore struct {
 	retention int
 	maxRooms  int
+	epoch     string
+	watchers  Watchers
 
 	mu     sync.RWMutex
 	rooms  map[string]*memRoom
@@ -53,7 +58,8 @@ var (
 // memRoom is a ring of the newest messages: msgs[(seq-base-1) % retention]
 // holds seq.
 type memRoom struct {
-	base int64     // seqs up to base were given out before the room was forgotten
+	pub  sync.Mutex // held while the room's newest message is published
+	base int64      // seqs up to base were given out before the room was forgotten
 	last int64     // newest seq
 	msgs []Message // ring buffer, grows up to retention
 	elem *list.Element
@@ -65,7 +71,7 @@ func NewMemoryStore(retention int, opts ...MemoryOption) *MemoryStore {
 	if retention <= 0 {
 		retention = DefaultRetention
 	}
-	s := &MemoryStore{retention: retention, maxRooms: DefaultMaxRooms, rooms: make(map[string]*memRoom), lru: list.New()}
+	s := &MemoryStore{retention: retention, maxRooms: DefaultMaxRooms, epoch: NewEpoch(), rooms: make(map[string]*memRoom), lru: list.New()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -78,8 +84,8 @@ func (s *MemoryStore) Append(ctx context.Context, m Message) (Message, error) {
 		return Message{}, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return Message{}, fmt.Errorf("append to %q: %w", m.Room, ErrClosed)
 	}
 	r := s.rooms[m.Room]
@@ -97,12 +103,24 @@ func (s *MemoryStore) Append(ctx context.Context, m Message) (Message, error) {
 	}
 	r.last++
 	m.Seq = r.last
+	m.Epoch = s.epoch
 	if len(r.msgs) < s.retention {
 		r.msgs = append(r.msgs, m)
 	} else {
 		r.msgs[(m.Seq-r.base-1)%int64(s.retention)] = m
 	}
+	// Taken before s.mu is let go: the next append of the room waits here
+	// until this one is published, so watchers get the room in seq order.
+	r.pub.Lock()
+	s.mu.Unlock()
+	defer r.pub.Unlock()
+	s.watchers.Publish(m)
 	return m, nil
+}
+
+// Watch implements Store.
+func (s *MemoryStore) Watch(room string, fn func(Message)) (stop func()) {
+	return s.watchers.Watch(room, fn)
 }
 
 // first returns the oldest seq still held (1 when nothing was trimmed).

@@ -26,12 +26,17 @@ var ErrInvalid = errors.New("invalid input")
 var ErrClosed = errors.New("closed")
 
 // Message is one chat message. Seq is its position in its room: 1, 2, 3…
-// with no gaps, assigned by the Store when the message is appended. Author
-// is the display name shown on it, AuthorKey the author's public key (see
-// Author.Key; empty for messages stored before people had keys).
+// with no gaps, assigned by the Store when the message is appended. Epoch
+// names the history the seq counts in: the store sets it, and it changes
+// only when the room's history was lost (a new database, a flushed Redis),
+// so a reader holding a cursor of another epoch knows its seqs mean
+// nothing here. Author is the display name shown on it, AuthorKey the
+// author's public key (see Author.Key; empty for messages stored before
+// people had keys).
 type Message struct {
 	Room      string
 	Seq       int64
+	Epoch     string
 	Author    string
 	AuthorKey string
 	Text      string

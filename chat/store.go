@@ -5,20 +5,36 @@ import (
 	"errors"
 )
 
-// Store keeps the history of every room. Implementations are safe for
+// Store keeps the history of every room and hands each committed message
+// on, in order, to the room's watchers. Implementations are safe for
 // concurrent use.
 type Store interface {
 	// Append stores m in m.Room and returns it with Seq set to the room's
-	// next sequence number (1 for the first message). Seqs are gap-free and
-	// strictly increasing per room; once Append returns nil the message is as
-	// durable as the store promises, and every message with a lower seq in
-	// that room is stored too.
+	// next sequence number (1 for the first message) and Epoch to the
+	// room's epoch. Seqs are gap-free and strictly increasing per room and
+	// epoch; once Append returns nil the message is as durable as the store
+	// promises, and every message with a lower seq in that room is stored
+	// too.
 	Append(ctx context.Context, m Message) (Message, error)
 	// Since returns up to limit messages of room with Seq > after, oldest
-	// first. Messages trimmed by retention are skipped.
+	// first, each with the room's current Epoch. Messages trimmed by
+	// retention are skipped.
 	Since(ctx context.Context, room string, after int64, limit int) ([]Message, error)
-	// Recent returns the newest n messages of room, oldest first.
+	// Recent returns the newest n messages of room, oldest first, each with
+	// the room's current Epoch.
 	Recent(ctx context.Context, room string, n int) ([]Message, error)
+	// Watch calls fn with each message committed to room from now on, by
+	// any node sharing the store, in seq order and never concurrently for
+	// one room: the order is decided once, where seqs are assigned, and no
+	// reader sorts. A message handed to fn is already visible to Since and
+	// Recent, so a reader that calls Watch and then Since misses nothing.
+	// When the room's history is lost, the messages of the new history
+	// carry a new Epoch (and count from 1 again). After a lost connection a
+	// shared store catches up from its log before delivering live again.
+	// fn must not block and must not call the store. stop may be called
+	// more than once, also from fn; once it returns, fn is not called
+	// again but for at most one call already under way.
+	Watch(room string, fn func(Message)) (stop func())
 	// Close releases the store; later calls return ErrClosed.
 	Close() error
 }
@@ -26,17 +42,6 @@ type Store interface {
 // ErrUnavailable marks a store that cannot be reached right now (its server
 // is down). Nothing was stored; the caller may retry later.
 var ErrUnavailable = errors.New("store unavailable")
-
-// Feed is implemented by stores shared by many nodes (Redis). A Hub whose
-// store is a Feed fans out only what the feed delivers, so every node sees
-// the messages of every node, and sees them once.
-type Feed interface {
-	// Watch calls fn with each message appended to room by any node from
-	// now on, in seq order, until stop is called. After a lost connection
-	// it catches up from the store, so nothing stored meanwhile is skipped.
-	// fn must not block. stop may be called more than once.
-	Watch(room string, fn func(Message)) (stop func())
-}
 
 // Pinger is implemented by stores that depend on a server; Ping reports
 // whether it answers.

@@ -11,7 +11,7 @@ type Metrics struct {
 	Posted      prometheus.Counter
 	Deliveries  prometheus.Counter
 	Replayed    prometheus.Counter
-	Dropped     prometheus.Counter
+	Overflows   prometheus.Counter
 	Rejected    *prometheus.CounterVec
 	// PostDuration is the time to answer a message POST (stored or not).
 	PostDuration prometheus.Histogram
@@ -29,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Posted:      prometheus.NewCounter(prometheus.CounterOpts{Name: "hxchat_messages_posted_total", Help: "Messages stored and fanned out."}),
 		Deliveries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hxchat_deliveries_total", Help: "Messages queued for a live subscriber."}),
 		Replayed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hxchat_replayed_total", Help: "Messages sent from history on (re)connect."}),
-		Dropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "hxchat_dropped_subscribers_total", Help: "Subscribers dropped because their queue overflowed."}),
+		Overflows:   prometheus.NewCounter(prometheus.CounterOpts{Name: "hxchat_subscriber_overflows_total", Help: "Times a subscriber's queue overflowed; it then resumed from the store."}),
 		Rejected:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hxchat_rejected_requests_total", Help: "Requests refused, by reason."}, []string{"reason"}),
 	}
 	m.PostDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hxchat_post_duration_seconds", Help: "Time to answer a message POST.",
@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.FanoutLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hxchat_fanout_latency_seconds", Help: "Time from a post to its fan-out to this node's subscribers.",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}})
 	m.StoreErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hxchat_store_errors_total", Help: "Failed store (SQLite, Redis) calls, by operation."}, []string{"op"})
-	reg.MustRegister(m.StreamsOpen, m.Posted, m.Deliveries, m.Replayed, m.Dropped, m.Rejected, m.PostDuration, m.FanoutLatency, m.StoreErrors)
+	reg.MustRegister(m.StreamsOpen, m.Posted, m.Deliveries, m.Replayed, m.Overflows, m.Rejected, m.PostDuration, m.FanoutLatency, m.StoreErrors)
 	return m
 }
 

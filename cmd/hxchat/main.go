@@ -61,6 +61,7 @@ type options struct {
 	hijackStreams    bool
 	presenceInterval time.Duration
 	queue            int
+	replayMax        int
 	retention        int
 	maxRooms         int
 	history          int
@@ -100,7 +101,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.BoolVar(&o.hijackStreams, "hijack-streams", true, "take HTTP/1.x SSE connections over from net/http once admitted (about half the memory per idle stream); false keeps them in net/http")
 	fs.DurationVar(&o.presenceInterval, "presence-interval", chat.DefaultPresenceInterval, "least time between two member lists sent to a room; changes in between are merged")
 	fs.StringVar(&o.pprofAddr, "pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off when empty")
-	fs.IntVar(&o.queue, "queue", chat.DefaultQueueSize, "messages queued per subscriber before it is dropped as too slow")
+	fs.IntVar(&o.queue, "queue", chat.DefaultQueueSize, "messages queued per subscriber; a slower subscriber falls behind and resumes from the store")
+	fs.IntVar(&o.replayMax, "replay-max", chat.DefaultReplayMax, "most messages replayed to a reconnecting subscriber; one further behind gets a snapshot of the newest -history messages instead")
 	fs.IntVar(&o.retention, "retention", 0, "messages kept per room (0: the store's default, 1000 in memory, 10000 in SQLite and Redis)")
 	fs.IntVar(&o.maxRooms, "max-rooms", chat.DefaultMaxRooms, "rooms kept in memory; the least recently used is forgotten beyond it")
 	fs.IntVar(&o.history, "history", 50, "recent messages shown on a room page")
@@ -262,8 +264,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	hub := chat.NewHub(store, chat.HubOptions{
 		QueueSize:        o.queue,
+		ReplayMax:        o.replayMax,
+		SnapshotSize:     o.history,
 		PresenceInterval: o.presenceInterval,
 		Render:           views.RenderMessage,
+		RenderSnapshot:   views.RenderSnapshot,
+		RenderTrimmed:    views.RenderTrimmed,
 		RenderPresence:   views.RenderPresence,
 		OnPresenceError: func(room string, err error) {
 			// Per room and retried every half heartbeat: an outage of the
@@ -274,18 +280,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			metrics.Deliveries.Add(float64(n))
 			metrics.FanoutLatency.Observe(time.Since(m.Time).Seconds())
 		},
-		OnDrop: func(room string, queued int) {
-			metrics.Dropped.Inc()
-			logger.LogAttrs(ctx, slog.LevelWarn, "drop slow subscriber", slog.String("room", room), slog.Int("queued", queued))
+		OnReplay: func(n int) { metrics.Replayed.Add(float64(n)) },
+		OnOverflow: func(room string, queued int) {
+			metrics.Overflows.Inc()
+			logger.LogAttrs(ctx, slog.LevelDebug, "slow subscriber fell behind; it resumes from the store", slog.String("room", room), slog.Int("queued", queued))
 		},
 	})
 	streams := handlers.NewStreams(logger, hub, metrics, handlers.StreamConfig{
 		Heartbeat:    o.heartbeat,
 		Retry:        o.retry,
 		WriteTimeout: o.writeTimeout,
-		Snapshot:     o.history,
 		Lifetime:     o.streamLifetime,
-		QueueSize:    o.queue,
 		NoHijack:     !o.hijackStreams,
 
 		MaxStreamsPerClient: o.streamsPer,
