@@ -168,7 +168,9 @@ func (f *Follower) deliver(d *Delivery) {
 	case replaying, behind:
 		// The fill reads it from the store; it only needs to know how
 		// far the room has got.
-		f.seen = Cursor{Epoch: d.Epoch, Seq: d.Seq}
+		if d.Epoch != f.seen.Epoch || d.Seq > f.seen.Seq {
+			f.seen = Cursor{Epoch: d.Epoch, Seq: d.Seq}
+		}
 		return
 	}
 	if f.cur.Epoch == "" && f.cur.Seq == 0 {

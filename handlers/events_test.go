@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,8 +56,13 @@ func TestEventsHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := ev.Lines, []string{"retry: 2000"}; !slices.Equal(got, want) {
-		t.Errorf("first block %q, want %q (StreamConfig.Retry)", got, want)
+	// htmx 4 honours retry: only in a block with data: or event:, and an
+	// id: there would move the browser's Last-Event-ID.
+	if got, want := ev.Retry, "2000"; got != want {
+		t.Errorf("first block's retry %q, want %q (StreamConfig.Retry)", got, want)
+	}
+	if len(ev.Data) == 0 || ev.HasID {
+		t.Errorf("first block %q: want data and no id", ev.Lines)
 	}
 }
 
@@ -163,16 +169,23 @@ func TestEventsNoGapsNoDuplicates(t *testing.T) {
 	}
 }
 
-// gatedHub holds the first Since call (the stream's replay) until the test
+// gatedStore holds the first Since call (a stream's replay) until the test
 // releases it.
-type gatedHub struct {
-	*chat.Hub
+type gatedStore struct {
+	chat.Store
 	once    sync.Once
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (g *gatedHub) Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error) {
+func newGatedStore() *gatedStore {
+	return &gatedStore{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+// wrap is an envOptions.store.
+func (g *gatedStore) wrap(m *chat.MemoryStore) chat.Store { g.Store = m; return g }
+
+func (g *gatedStore) Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error) {
 	first := false
 	g.once.Do(func() { first = true })
 	if first {
@@ -183,16 +196,14 @@ func (g *gatedHub) Since(ctx context.Context, room string, after int64, limit in
 			return nil, ctx.Err()
 		}
 	}
-	return g.Hub.Since(ctx, room, after, limit)
+	return g.Store.Since(ctx, room, after, limit)
 }
 
 // A message both replayed from the store and delivered live (it was posted
 // after the stream subscribed but before it read the store) is sent once.
 func TestEventsReplayOverlapsLive(t *testing.T) {
-	g := &gatedHub{entered: make(chan struct{}), release: make(chan struct{})}
-	e := newEnv(t, func(o *envOptions) {
-		o.subscriber = func(h *chat.Hub) Subscriber { g.Hub = h; return g }
-	})
+	g := newGatedStore()
+	e := newEnv(t, func(o *envOptions) { o.store = g.wrap })
 	for i := range 3 {
 		e.post(t, "lobby", fmt.Sprintf("message %d", i+1))
 	}
@@ -210,25 +221,46 @@ func TestEventsReplayOverlapsLive(t *testing.T) {
 	}
 }
 
-// A live message that arrives before an earlier one (its fan-out was late)
-// makes the stream fill the gap from the store; the late one is not sent
-// again.
+// lateStore hands the room's messages on as a store's feed does after a
+// hiccup: the fan-out of seq skip is held back and comes only after its
+// successor's (as a duplicate, once the successor is out).
+type lateStore struct {
+	chat.Store
+	skip int64
+}
+
+func (l *lateStore) Watch(room string, fn func(chat.Message)) func() {
+	var held *chat.Message
+	return l.Store.Watch(room, func(m chat.Message) {
+		switch {
+		case m.Seq == l.skip:
+			held = &m
+		case held != nil && m.Seq == l.skip+1:
+			fn(m)
+			fn(*held)
+			held = nil
+		default:
+			fn(m)
+		}
+	})
+}
+
+// A live message that arrives past a gap (its predecessor's fan-out was
+// lost or late) makes the stream fill the gap from the store; the late one
+// is not sent again.
 func TestEventsFillsGaps(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(o *envOptions) {
+		o.store = func(m *chat.MemoryStore) chat.Store { return &lateStore{Store: m, skip: 2} }
+	})
 	e.post(t, "lobby", "message 1")
 	ts := e.serve(t)
 	rd := openOK(t, ts, "/chat/lobby/events?after=0", nil)
 	if ev := rd.nextMessage(t); ev.ID != "1" {
 		t.Fatalf("first id %q, want 1", ev.ID)
 	}
-	// Message 2 is stored, but its fan-out comes only after message 3's.
-	late, err := e.store.Append(t.Context(), chat.Message{Room: "lobby", Author: tester.Name, AuthorKey: tester.Key, Text: "message 2", Time: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	late := e.post(t, "lobby", "message 2") // stored; its fan-out comes after 3's
 	e.post(t, "lobby", "message 3")
 	evs := rd.messagesUntil(t, "3")
-	e.hub.Publish(late)
 	e.post(t, "lobby", "message 4")
 	evs = append(evs, rd.messagesUntil(t, "4")...)
 	if got, want := ids(evs), []string{"2", "3", "4"}; !slices.Equal(got, want) {
@@ -417,12 +449,23 @@ func TestEventsShutdown(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("stream took %v to end", d)
 	}
-	resp, _ := openStream(t, ts, "/chat/lobby/events?after=0", nil)
-	if got, want := resp.StatusCode, http.StatusServiceUnavailable; got != want {
+	// Refused while draining, in a way htmx keeps retrying: a short event
+	// stream whose one block carries the retry with data, and no id.
+	resp, rd2 := openStream(t, ts, "/chat/lobby/events?after=0", nil)
+	if got, want := resp.StatusCode, http.StatusOK; got != want {
 		t.Errorf("after shutdown: status %d, want %d", got, want)
+	}
+	if got, want := resp.Header.Get("Content-Type"), "text/event-stream"; got != want {
+		t.Errorf("after shutdown: Content-Type %q, want %q", got, want)
 	}
 	if resp.Header.Get("Retry-After") == "" {
 		t.Errorf("after shutdown: no Retry-After")
+	}
+	if ev, err := rd2.next(); err != nil || ev.Retry == "" || len(ev.Data) == 0 || ev.HasID {
+		t.Errorf("after shutdown: block %q (%v), want retry and data, no id", ev.Lines, err)
+	}
+	if _, err := rd2.next(); !errors.Is(err, io.EOF) {
+		t.Errorf("after shutdown: the refusal goes on (%v), want its end", err)
 	}
 	if body := e.get("/metrics").Body.String(); !strings.Contains(body, "\nhxchat_streams_open 0\n") {
 		t.Errorf("metrics still count an open stream")
@@ -456,56 +499,28 @@ func TestEventsBadRoom(t *testing.T) {
 	}
 }
 
-func TestParseCursor(t *testing.T) {
-	tests := []struct {
-		name   string
-		in     string
-		want   int64
-		wantOK bool
-	}{
-		{"Empty", "", 0, false},
-		{"Zero", "0", 0, true},
-		{"One", "1", 1, true},
-		{"Large", "123456789", 123456789, true},
-		{"MaxInt64", "9223372036854775807", 9223372036854775807, true},
-		{"Overflow", "9223372036854775808", 0, false},
-		{"Negative", "-1", 0, false},
-		{"Letters", "abc", 0, false},
-		{"Fraction", "1.5", 0, false},
-		{"Hex", "0x10", 0, false},
-		{"Exponent", "1e3", 0, false},
-		{"LeadingSpace", " 1", 0, false},
-		{"TrailingJunk", "1a", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := parseCursor(tt.in)
-			if got != tt.want || ok != tt.wantOK {
-				t.Errorf("parseCursor(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.wantOK)
-			}
-		})
-	}
-}
-
 func TestCursorOf(t *testing.T) {
 	tests := []struct {
 		name   string
 		query  string
 		header []string // Last-Event-ID values; nil for none
-		want   int64
+		want   chat.Cursor
 		wantOK bool
 	}{
-		{"None", "", nil, 0, false},
-		{"AfterOnly", "after=7", nil, 7, true},
-		{"HeaderOnly", "", []string{"5"}, 5, true},
-		{"HeaderWins", "after=7", []string{"5"}, 5, true},
-		{"HeaderZeroWins", "after=7", []string{"0"}, 0, true},
-		{"BadHeaderFallsBack", "after=7", []string{"x"}, 7, true},
-		{"EmptyHeaderFallsBack", "after=7", []string{""}, 7, true},
-		{"NegativeHeaderFallsBack", "after=7", []string{"-3"}, 7, true},
-		{"BadAfter", "after=x", nil, 0, false},
-		{"EmptyAfter", "after=", nil, 0, false},
-		{"BothBad", "after=-1", []string{"y"}, 0, false},
+		{"None", "", nil, chat.Cursor{}, false},
+		{"AfterOnly", "after=7", nil, chat.Cursor{Seq: 7}, true},
+		{"AfterWithEpoch", "after=7-0a1b2c3d", nil, chat.Cursor{Epoch: "0a1b2c3d", Seq: 7}, true},
+		{"HeaderOnly", "", []string{"5"}, chat.Cursor{Seq: 5}, true},
+		{"HeaderWithEpoch", "", []string{"5-0a1b2c3d"}, chat.Cursor{Epoch: "0a1b2c3d", Seq: 5}, true},
+		{"HeaderWins", "after=7", []string{"5"}, chat.Cursor{Seq: 5}, true},
+		{"HeaderZeroWins", "after=7", []string{"0"}, chat.Cursor{Seq: 0}, true},
+		{"BadHeaderFallsBack", "after=7", []string{"x"}, chat.Cursor{Seq: 7}, true},
+		{"BadEpochFallsBack", "after=7", []string{"5-NOT/OK"}, chat.Cursor{Seq: 7}, true},
+		{"EmptyHeaderFallsBack", "after=7", []string{""}, chat.Cursor{Seq: 7}, true},
+		{"NegativeHeaderFallsBack", "after=7", []string{"-3"}, chat.Cursor{Seq: 7}, true},
+		{"BadAfter", "after=x", nil, chat.Cursor{}, false},
+		{"EmptyAfter", "after=", nil, chat.Cursor{}, false},
+		{"BothBad", "after=-1", []string{"y"}, chat.Cursor{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -515,7 +530,7 @@ func TestCursorOf(t *testing.T) {
 			}
 			got, ok := cursorOf(r)
 			if got != tt.want || ok != tt.wantOK {
-				t.Errorf("cursorOf(?%s, Last-Event-ID %q) = %d, %v; want %d, %v", tt.query, tt.header, got, ok, tt.want, tt.wantOK)
+				t.Errorf("cursorOf(?%s, Last-Event-ID %q) = %v, %v; want %v, %v", tt.query, tt.header, got, ok, tt.want, tt.wantOK)
 			}
 		})
 	}
@@ -571,5 +586,87 @@ func TestEventsLifetime(t *testing.T) {
 	rd2 := openOK(t, ts, "/chat/lobby/events", http.Header{"Last-Event-Id": {"1"}})
 	if got := rd2.nextMessage(t).ID; got != "2" {
 		t.Fatalf("resumed with id %q, want 2", got)
+	}
+}
+
+// A reconnect far behind is not replayed message by message: ?after=0 on a
+// room of 1 200 long messages gets a snapshot of the newest ones (at most
+// the replay bound) that ends with the newest message, then goes on live.
+func TestEventsReplayBounded(t *testing.T) {
+	const n, size = 1200, 1500
+	e := newEnv(t, func(o *envOptions) { o.retention = 2 * n })
+	text := strings.Repeat("x", size)
+	for range n {
+		e.post(t, "lobby", text)
+	}
+	ts := e.serve(t)
+	resp, rd := openStream(t, ts, "/chat/lobby/events?after=0", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	msgID := regexp.MustCompile(`<li id="msg-(\d+)" class="msg"`)
+	var sent []string // message ids in the order they were sent
+	bytes := 0
+	for {
+		ev, err := rd.next()
+		if err != nil {
+			t.Fatalf("reading the stream: %v", err)
+		}
+		bytes += len(strings.Join(ev.Lines, "\n"))
+		for _, m := range msgID.FindAllStringSubmatch(ev.data(), -1) {
+			sent = append(sent, m[1])
+		}
+		if ev.ID == strconv.Itoa(n) {
+			if !strings.Contains(ev.data(), `hx-target="#log"`) || !strings.Contains(ev.data(), "Earlier messages are not shown") {
+				t.Errorf("the catch-up is not a snapshot with a notice: %.300q", ev.data())
+			}
+			break
+		}
+	}
+	if len(sent) == 0 || len(sent) > chat.DefaultReplayMax {
+		t.Fatalf("%d messages sent, want 1 to %d (the bound)", len(sent), chat.DefaultReplayMax)
+	}
+	if got, want := sent[len(sent)-1], strconv.Itoa(n); got != want {
+		t.Errorf("last message sent %s, want the newest, %s", got, want)
+	}
+	t.Logf("?after=0 on %d messages of %d characters: %d messages, %d bytes", n, size, len(sent), bytes)
+	e.post(t, "lobby", "after the snapshot")
+	if got, want := rd.nextMessage(t).ID, strconv.Itoa(n+1); got != want {
+		t.Errorf("next id %q, want %q (live after the snapshot)", got, want)
+	}
+	// Within the bound, every missed message is replayed, each once.
+	rd2 := openOK(t, ts, fmt.Sprintf("/chat/lobby/events?after=%d", n+1-chat.DefaultReplayMax), nil)
+	evs := rd2.messagesUntil(t, strconv.Itoa(n+1))
+	if got, want := len(evs), chat.DefaultReplayMax; got != want {
+		t.Errorf("%d events replayed within the bound, want %d", got, want)
+	}
+}
+
+// A cursor of another epoch (the history the client showed is gone) gets a
+// snapshot that says so and has the current epoch; a bare seq keeps working.
+func TestEventsCursorOfAnotherEpoch(t *testing.T) {
+	e := newEnv(t)
+	for i := range 3 {
+		e.post(t, "lobby", fmt.Sprintf("message %d", i+1))
+	}
+	epoch := e.recent(t, "lobby", 1)[0].Epoch
+	if epoch == "" {
+		t.Fatal("stored message has no epoch")
+	}
+	ts := e.serve(t)
+	rd := openOK(t, ts, "/chat/lobby/events", http.Header{"Last-Event-Id": {"2-0000ffff"}})
+	ev := rd.nextMessage(t)
+	if !strings.Contains(ev.data(), `hx-target="#log"`) || !strings.Contains(ev.data(), "was reset") {
+		t.Fatalf("first event is not a reset snapshot: %q", ev.Lines)
+	}
+	if got, want := ev.RawID, "3-"+epoch; got != want {
+		t.Errorf("snapshot id %q, want %q", got, want)
+	}
+	// The same seq with the right epoch, or none, resumes after it.
+	for _, cur := range []string{"2-" + epoch, "2"} {
+		rd := openOK(t, ts, "/chat/lobby/events", http.Header{"Last-Event-Id": {cur}})
+		if got := rd.nextMessage(t); got.RawID != "3-"+epoch || strings.Contains(got.data(), "hx-partial") {
+			t.Errorf("Last-Event-ID %s: first event %q, want message 3", cur, got.Lines)
+		}
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -48,41 +47,54 @@ func newFuzzEnv(tb testing.TB, config Config) *testEnv {
 	return &testEnv{store: store, hub: hub, streams: streams, metrics: metrics, handler: handler}
 }
 
-// cursorModel is the cursor rule written independently of parseCursor: a
-// decimal number of ASCII digits only (no sign, space or prefix) that fits
-// an int64. Anything else is no cursor.
-func cursorModel(v string) (int64, bool) {
-	if v == "" {
-		return 0, false
+// cursorModel is the cursor rule written independently of
+// chat.ParseCursor: a decimal number of ASCII digits only (no sign, space
+// or prefix) that fits an int64, optionally followed by "-" and an epoch of
+// 1 to 16 lower-case ASCII letters and digits. Anything else is no cursor.
+func cursorModel(v string) (chat.Cursor, bool) {
+	seq, epoch, hasEpoch := strings.Cut(v, "-")
+	if seq == "" {
+		return chat.Cursor{}, false
 	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < '0' || v[i] > '9' {
-			return 0, false
+	for i := 0; i < len(seq); i++ {
+		if seq[i] < '0' || seq[i] > '9' {
+			return chat.Cursor{}, false
 		}
 	}
-	n, ok := new(big.Int).SetString(v, 10)
+	n, ok := new(big.Int).SetString(seq, 10)
 	if !ok || !n.IsInt64() {
-		return 0, false
+		return chat.Cursor{}, false
 	}
-	return n.Int64(), true
+	if hasEpoch {
+		if epoch == "" || len(epoch) > 16 {
+			return chat.Cursor{}, false
+		}
+		for i := 0; i < len(epoch); i++ {
+			if c := epoch[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'z') {
+				return chat.Cursor{}, false
+			}
+		}
+	}
+	return chat.Cursor{Epoch: epoch, Seq: n.Int64()}, true
 }
 
 func FuzzCursor(f *testing.F) {
 	f.Add("7", "5", "7")
+	f.Add("7-9f3a61c0", "5-ab", "x")
 	f.Fuzz(func(t *testing.T, v, header, after string) {
-		got, ok := parseCursor(v)
+		got, ok := chat.ParseCursor(v)
 		want, wantOK := cursorModel(v)
 		if got != want || ok != wantOK {
-			t.Fatalf("parseCursor(%q) = %d, %v; want %d, %v", v, got, ok, want, wantOK)
+			t.Fatalf("ParseCursor(%q) = %v, %v; want %v, %v", v, got, ok, want, wantOK)
 		}
 		if ok {
-			if got < 0 {
-				t.Fatalf("parseCursor(%q) accepted negative %d", v, got)
+			if got.Seq < 0 {
+				t.Fatalf("ParseCursor(%q) accepted negative %d", v, got.Seq)
 			}
 			// The ids the server sends parse back to themselves.
-			s := strconv.FormatInt(got, 10)
-			if n, ok := parseCursor(s); !ok || n != got {
-				t.Errorf("parseCursor(%q) = %d, %v; want %d, true", s, n, ok, got)
+			s := got.String()
+			if c, ok := chat.ParseCursor(s); !ok || c != got {
+				t.Errorf("ParseCursor(%q) = %v, %v; want %v, true", s, c, ok, got)
 			}
 		}
 
@@ -99,7 +111,7 @@ func FuzzCursor(f *testing.F) {
 			want, wantOK = cursorModel(after)
 		}
 		if got != want || ok != wantOK {
-			t.Errorf("cursorOf(Last-Event-ID %q, after %q) = %d, %v; want %d, %v", header, after, got, ok, want, wantOK)
+			t.Errorf("cursorOf(Last-Event-ID %q, after %q) = %v, %v; want %v, %v", header, after, got, ok, want, wantOK)
 		}
 	})
 }
@@ -289,10 +301,10 @@ func FuzzSSEFraming(f *testing.F) {
 			}
 		}
 		ev := fr.ev
-		if got, want := ev.ID, strconv.FormatInt(m.Seq, 10); got != want {
-			t.Fatalf("event id %q, want the seq %s", got, want)
+		if got, want := ev.RawID, (chat.Cursor{Epoch: m.Epoch, Seq: m.Seq}).String(); got != want {
+			t.Fatalf("event id %q, want the seq and epoch %s", got, want)
 		}
-		if got, want := ev.Lines[0], "id: "+ev.ID; got != want {
+		if got, want := ev.Lines[0], "id: "+ev.RawID; got != want {
 			t.Errorf("first line %q, want %q", got, want)
 		}
 		for _, l := range ev.Lines[1:] {

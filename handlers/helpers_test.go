@@ -42,6 +42,8 @@ type envOptions struct {
 	subscriber func(*chat.Hub) Subscriber
 	// store, if set, wraps the memory store the hub uses.
 	store func(*chat.MemoryStore) chat.Store
+	// hub, if set, adjusts the hub's options.
+	hub func(*chat.HubOptions)
 	// health is pinged by /healthz.
 	health Pinger
 }
@@ -67,7 +69,12 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *testEnv {
 	if o.store != nil {
 		hubStore = o.store(store)
 	}
-	hub := chat.NewHub(hubStore, chat.HubOptions{Render: views.RenderMessage, RenderPresence: views.RenderPresence})
+	hubOpts := chat.HubOptions{Render: views.RenderMessage, RenderPresence: views.RenderPresence,
+		RenderSnapshot: views.RenderSnapshot, RenderTrimmed: views.RenderTrimmed}
+	if o.hub != nil {
+		o.hub(&hubOpts)
+	}
+	hub := chat.NewHub(hubStore, hubOpts)
 	var sub Subscriber = hub
 	if o.subscriber != nil {
 		sub = o.subscriber(hub)
@@ -226,7 +233,9 @@ func openOK(t *testing.T, ts *httptest.Server, path string, hdr http.Header) *ss
 // sseEvent is one block of an event stream (lines up to a blank line).
 type sseEvent struct {
 	Lines    []string // raw lines, without terminators
-	ID       string
+	RawID    string   // the id field as sent: "SEQ-EPOCH"
+	ID       string   // its seq part
+	Epoch    string   // its epoch part
 	HasID    bool
 	Data     []string // one per data line
 	Comments []string
@@ -299,7 +308,8 @@ func (r *sseReader) next() (sseEvent, error) {
 		ev.Fields = append(ev.Fields, name)
 		switch name {
 		case "id":
-			ev.ID, ev.HasID = value, true
+			ev.RawID, ev.HasID = value, true
+			ev.ID, ev.Epoch, _ = strings.Cut(value, "-")
 		case "data":
 			ev.Data = append(ev.Data, value)
 		case "retry":

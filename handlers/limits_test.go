@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -236,18 +237,48 @@ func dialStream(t *testing.T, ts *httptest.Server, room, xff string) (*http.Resp
 	return resp, closeFn
 }
 
+// checkStreamRefused checks a refused stream: what htmx 4 keeps retrying
+// (200, an event stream with one block of retry: and data, no id), with
+// Retry-After and the reason shown to the person.
 func checkStreamRefused(t *testing.T, resp *http.Response, reason string) {
 	t.Helper()
 	body, _ := io.ReadAll(resp.Body)
-	if got, want := resp.StatusCode, http.StatusServiceUnavailable; got != want {
-		t.Fatalf("status %d, want %d; body %q", got, want, body)
+	if got, want := resp.StatusCode, http.StatusOK; got != want {
+		t.Fatalf("status %d, want %d (a 503 leaves the tab dead); body %q", got, want, body)
 	}
+	checkStreamHeaders(t, resp.Header)
 	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || n < 1 {
 		t.Errorf("Retry-After %q, want a whole number of seconds ≥ 1", resp.Header.Get("Retry-After"))
 	}
-	if !strings.Contains(string(body), reason) {
-		t.Errorf("body %q, want it to say %q", body, reason)
+	blocks := sseBlocks(t, string(body))
+	if len(blocks) != 1 {
+		t.Fatalf("%d blocks, want 1: %q", len(blocks), body)
 	}
+	in := infoOf(t, blocks[0])
+	checkRetryBlock(t, in, time.Second)
+	if !strings.Contains(in.data, reason) {
+		t.Errorf("data %q, want it to say %q", in.data, reason)
+	}
+}
+
+// streamAdmitted reports whether a 200 stream response is a stream that was
+// admitted rather than refused (refuseStream also answers 200). It reads the
+// first block only, which either kind writes at once.
+func streamAdmitted(t *testing.T, resp *http.Response) bool {
+	t.Helper()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	br := bufio.NewReader(resp.Body)
+	var block strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		block.WriteString(line)
+		if err != nil || line == "\n" || line == "\r\n" {
+			break
+		}
+	}
+	return !strings.Contains(block.String(), "Live updates paused")
 }
 
 func withStreamLimits(perClient, total int, trusted ...string) func(*envOptions) {
@@ -263,14 +294,14 @@ func TestStreamLimitPerClient(t *testing.T) {
 	const a = "203.0.113.1"
 	for i := range 32 {
 		resp, _ := dialStream(t, ts, "lobby", a)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("stream %d of A: status %d, want 200", i+1, resp.StatusCode)
+		if !streamAdmitted(t, resp) {
+			t.Fatalf("stream %d of A: status %d, not admitted", i+1, resp.StatusCode)
 		}
 	}
 	resp, _ := dialStream(t, ts, "other-room", a)
 	checkStreamRefused(t, resp, "too many open streams from your address")
-	if resp, _ := dialStream(t, ts, "lobby", "203.0.113.2"); resp.StatusCode != http.StatusOK {
-		t.Errorf("client B while A is at its limit: status %d, want 200", resp.StatusCode)
+	if resp, _ := dialStream(t, ts, "lobby", "203.0.113.2"); !streamAdmitted(t, resp) {
+		t.Errorf("client B while A is at its limit: status %d, not admitted", resp.StatusCode)
 	}
 	if body := e.get("/metrics").Body.String(); !strings.Contains(body, `hxchat_rejected_requests_total{reason="streams_per_client"} 1`+"\n") {
 		t.Errorf("metrics do not count the refusal as reason=\"streams_per_client\"")
@@ -280,8 +311,8 @@ func TestStreamLimitPerClient(t *testing.T) {
 func TestStreamLimitIgnoresForwardedForFromUntrustedPeer(t *testing.T) {
 	e := newEnv(t, withStreamLimits(1, 0)) // no trusted proxy
 	ts := e.serve(t)
-	if resp, _ := dialStream(t, ts, "lobby", "203.0.113.1"); resp.StatusCode != http.StatusOK {
-		t.Fatalf("first stream: status %d, want 200", resp.StatusCode)
+	if resp, _ := dialStream(t, ts, "lobby", "203.0.113.1"); !streamAdmitted(t, resp) {
+		t.Fatalf("first stream: status %d, not admitted", resp.StatusCode)
 	}
 	resp, _ := dialStream(t, ts, "lobby", "203.0.113.2")
 	checkStreamRefused(t, resp, "too many open streams")
@@ -293,8 +324,8 @@ func TestStreamLimitTotal(t *testing.T) {
 	var closers []func()
 	for i := range 3 {
 		resp, closeFn := dialStream(t, ts, "lobby", fmt.Sprintf("203.0.113.%d", i+1))
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("stream %d: status %d, want 200", i+1, resp.StatusCode)
+		if !streamAdmitted(t, resp) {
+			t.Fatalf("stream %d: status %d, not admitted", i+1, resp.StatusCode)
 		}
 		closers = append(closers, closeFn)
 	}
@@ -309,12 +340,12 @@ func TestStreamLimitTotal(t *testing.T) {
 	deadline := time.Now().Add(streamWait)
 	for {
 		resp, closeFn := dialStream(t, ts, "lobby", "203.0.113.9")
-		if resp.StatusCode == http.StatusOK {
+		if streamAdmitted(t, resp) {
 			break
 		}
 		closeFn()
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			t.Fatalf("status %d, want 200 or 503", resp.StatusCode)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want 200 (admitted or refused)", resp.StatusCode)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the closed stream's slot was not freed within %v", streamWait)

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"github.com/hxchat/hxchat/chat"
+
 	"bufio"
 	"fmt"
 	"io"
@@ -199,7 +201,7 @@ func TestRawStreamWriteTimeout(t *testing.T) {
 		t.Run(fmt.Sprintf("NoHijack=%v", noHijack), func(t *testing.T) {
 			e := newEnv(t, func(o *envOptions) {
 				o.stream.WriteTimeout = 300 * time.Millisecond
-				o.stream.QueueSize = 100000 // only the deadline can end it
+				o.hub = func(h *chat.HubOptions) { h.QueueSize = 100000 } // only the deadline can end it
 				o.stream.NoHijack = noHijack
 			})
 			ts := e.serve(t)
