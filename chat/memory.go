@@ -60,8 +60,8 @@ var (
 type memRoom struct {
 	pub  sync.Mutex // held while the room's newest message is published
 	base int64      // seqs up to base were given out before the room was forgotten
-	last int64     // newest seq
-	msgs []Message // ring buffer, grows up to retention
+	last int64      // newest seq
+	msgs []Message  // ring buffer, grows up to retention
 	elem *list.Element
 }
 
