@@ -192,8 +192,11 @@ func (f *Follower) deliver(d *Delivery) {
 			f.hub.opts.OnOverflow(f.room, len(f.queue))
 		}
 	default:
-		f.push(&d.Event)
 		f.cur.Seq = d.Seq
+		if len(f.queue) == 0 && f.sink.Offer(&d.Event) {
+			return // the common case: straight through, nothing queued
+		}
+		f.push(&d.Event)
 		f.pump()
 	}
 }

@@ -78,8 +78,13 @@ type stream struct {
 	cancel  context.CancelFunc
 	cleanup []func() // run by close, last first
 
-	ready    atomic.Bool  // r3labs registered the subscriber: events may be handed over
-	inflight atomic.Int32 // handed to r3labs, not yet written
+	ready atomic.Bool // r3labs registered the subscriber: events may be handed over
+
+	// fmu makes handing an event over and counting it one step, so the
+	// writer's count is exact whenever it looks: it skips a flush only when
+	// a later event is sure to come and flush.
+	fmu      sync.Mutex
+	inflight int // handed to r3labs, not yet written
 
 	mu     sync.Mutex
 	f      *chat.Follower // set before the stream starts
@@ -97,18 +102,26 @@ var _ chat.Sink = (*stream)(nil)
 // flightWindow are in flight. The follower calls it under its lock, one
 // call at a time.
 func (c *stream) Offer(ev *chat.Event) bool {
-	if !c.ready.Load() || c.inflight.Load() >= flightWindow {
+	if !c.ready.Load() {
 		return false
 	}
 	data := ev.HTML
 	if len(data) == 0 {
 		data = []byte(" ") // an empty data field would end r3labs' loop
 	}
-	c.inflight.Add(1)
-	if !c.s.srv.TryPublish(c.id, &sse.Event{ID: ev.ID, Data: data}) {
-		c.inflight.Add(-1) // the stream is gone: it is ending
+	return c.publish(&sse.Event{ID: ev.ID, Data: data}, flightWindow)
+}
+
+// publish hands ev to r3labs if fewer than limit events are in flight.
+func (c *stream) publish(ev *sse.Event, limit int) bool {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	// TryPublish fails when r3labs' buffer is full for a moment, or the
+	// stream is ending.
+	if c.inflight >= limit || !c.s.srv.TryPublish(c.id, ev) {
 		return false
 	}
+	c.inflight++
 	return true
 }
 
@@ -126,9 +139,13 @@ func (c *stream) End(err error) {
 // may hand over more. It reports whether more are in flight (the output
 // then leaves the flush to the last of them).
 func (c *stream) written() (more bool) {
-	c.inflight.Add(-1)
+	c.fmu.Lock()
+	c.inflight--
+	c.fmu.Unlock()
 	c.pump()
-	return c.inflight.Load() > 0
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	return c.inflight > 0
 }
 
 // subscribed runs once r3labs registered the subscriber: events may flow.
@@ -225,11 +242,8 @@ func (c *stream) heartbeat() {
 	if c.ending {
 		return
 	}
-	if c.ready.Load() && c.inflight.Load() == 0 {
-		c.inflight.Add(1)
-		if !c.s.srv.TryPublish(c.id, ping) {
-			c.inflight.Add(-1)
-		}
+	if c.ready.Load() {
+		c.publish(ping, 1) // only when nothing is in flight
 	}
 	c.beat.Reset(c.s.cfg.Heartbeat)
 }

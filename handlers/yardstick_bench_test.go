@@ -95,7 +95,8 @@ func benchFanout(b *testing.B, url string, post func(context.Context, string, ch
 				// Count each message once by its seq: presence events
 				// repeat the newest id.
 				if v, ok := bytes.CutPrefix(line, []byte("id: ")); ok {
-					seq, _ := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+					v, _, _ = bytes.Cut(bytes.TrimSpace(v), []byte("-")) // SEQ-EPOCH
+					seq, _ := strconv.ParseInt(string(v), 10, 64)
 					if seq > last {
 						last = seq
 						if seq%msgs == 0 {
