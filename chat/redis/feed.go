@@ -33,6 +33,16 @@ import (
 // what was stored before is read from the stream after last, before the
 // next live message is looked at. A live message that is not last+1 is a
 // duplicate (dropped) or shows a gap (filled from the stream).
+//
+// A room's delivery point also has an epoch, the history last counts in. A
+// live message of another epoch means the history was replaced (Redis lost
+// the room's data): seq 1 of the new epoch is delivered at once, anything
+// else is read from the stream with the epoch it belongs to (one
+// MULTI/EXEC). A catch-up that finds the room's newest seq below last
+// means Redis lost writes that were delivered while the
+// epoch survived (a failover): the catch-up gives the room a new epoch
+// (compare-and-set, see bumpEpochScript) and delivers the stream from 0
+// under it, so the loss shows as a new history instead of old seqs reused.
 
 // fillBatch is how many stream entries one catch-up read asks for.
 const fillBatch = 512
@@ -48,17 +58,18 @@ type watcher struct {
 
 // room is a watched room. watchers is guarded by Store.mu and replaced, never
 // changed in place, so a copy taken under the lock can be called without it.
-// last and known belong to the receive goroutine once the room is in
+// last, epoch and known belong to the receive goroutine once the room is in
 // Store.rooms.
 type room struct {
 	name     string
 	channel  string
 	watchers []*watcher
-	last     int64 // newest seq delivered (or the baseline Watch read)
-	known    bool  // last is known; false when Watch could not read it
+	last     int64  // newest seq delivered (or the baseline Watch read)
+	epoch    string // the epoch last counts in; "" for a room without one yet
+	known    bool   // last and epoch are known; false when Watch could not read them
 }
 
-// Watch implements chat.Feed. fn is called with each message stored in room
+// Watch implements chat.Store. fn is called with each message stored in room
 // from now on, by any node, in seq order and never concurrently for one room;
 // after a lost connection the missed messages are read from the stream
 // before live delivery resumes. "Now" is the room's newest seq, which the
@@ -81,7 +92,7 @@ func (s *Store) Watch(name string, fn func(chat.Message)) (stop func()) {
 	s.mu.Unlock()
 	if r == nil {
 		// The first watcher: read where the room is now, outside the lock.
-		last, err := s.lastSeq(s.ctx, name)
+		last, epoch, err := s.head(s.ctx, name)
 		s.mu.Lock()
 		if s.closed.Load() {
 			s.mu.Unlock()
@@ -91,7 +102,7 @@ func (s *Store) Watch(name string, fn func(chat.Message)) (stop func()) {
 			// Another first watcher came first; its baseline is as good.
 			r.watchers = append(slices.Clip(r.watchers), w)
 		} else {
-			r = &room{name: name, channel: s.keys(name).live, watchers: []*watcher{w}, last: last, known: err == nil}
+			r = &room{name: name, channel: s.keys(name).live, watchers: []*watcher{w}, last: last, epoch: epoch, known: err == nil}
 			s.rooms[name] = r
 			s.dirty[name] = struct{}{}
 		}
@@ -121,14 +132,29 @@ func (s *Store) Watch(name string, fn func(chat.Message)) (stop func()) {
 	}
 }
 
-// lastSeq reads the newest seq of room (0 for a room without messages).
-func (s *Store) lastSeq(ctx context.Context, name string) (int64, error) {
-	n, err := s.client.Get(ctx, s.keys(name).seq).Int64()
-	if err == goredis.Nil {
-		return 0, nil
+// head reads the newest seq of room (0 for a room without messages) and
+// its epoch ("" for a room without one), together.
+func (s *Store) head(ctx context.Context, name string) (int64, string, error) {
+	k := s.keys(name)
+	vals, err := s.client.MGet(ctx, k.seq, k.epoch).Result()
+	if err != nil {
+		return 0, "", err
 	}
-	return n, err
+	return parseHead(vals)
 }
+
+// bumpEpochScript gives a room a new epoch, KEYS[1] := ARGV[2], unless its
+// epoch key has changed since the caller read ARGV[1] ("" for none): of
+// several nodes noticing one loss, the first one's epoch wins and the
+// others adopt it. It returns the epoch now in force.
+var bumpEpochScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return ARGV[2]
+end
+return cur
+`)
 
 // kick asks run to reconcile the subscriptions; it never blocks.
 func (s *Store) kick() {
@@ -336,6 +362,7 @@ func (s *Store) watched(ch string) *room {
 // liveMessage is what appendScript publishes.
 type liveMessage struct {
 	Seq    int64  `json:"seq"`
+	Epoch  string `json:"epoch"`
 	Author string `json:"author"`
 	Key    string `json:"key"`
 	Text   string `json:"text"`
@@ -355,13 +382,35 @@ func (s *Store) live(msg *goredis.Message, behind map[*room]struct{}) {
 		s.catchUp(r, behind)
 		return
 	}
+	if m.Epoch == "" {
+		m.Epoch = r.epoch // published by a node from before epochs
+	}
 	if !r.known {
-		r.last, r.known = m.Seq-1, true
+		r.last, r.epoch, r.known = m.Seq-1, m.Epoch, true
+	}
+	_, late := behind[r]
+	if m.Epoch != r.epoch {
+		switch {
+		case r.epoch == "" && m.Seq > r.last:
+			// The room's first epoch, set by this append: same history.
+			r.epoch = m.Epoch
+		case m.Seq == 1 && !late:
+			// A new history starts with m: Redis lost the room's data.
+			s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: room starts a new history; Redis lost its data",
+				slog.String("room", r.name), slog.String("epoch", m.Epoch), slog.String("was_epoch", r.epoch), slog.Int64("was", r.last))
+			r.epoch, r.last = m.Epoch, 0
+		default:
+			// A new history that began while we were not listening, or m
+			// was published before another node changed the epoch: the
+			// stream and the epoch key read together tell which.
+			s.catchUp(r, behind)
+			return
+		}
 	}
 	if m.Seq <= r.last {
 		return // already delivered by a catch-up
 	}
-	if _, late := behind[r]; !late && m.Seq == r.last+1 {
+	if !late && m.Seq == r.last+1 {
 		s.deliver(r, m)
 		return
 	}
@@ -380,7 +429,7 @@ func decodeLive(name, payload string) (chat.Message, error) {
 	if lm.Seq <= 0 {
 		return chat.Message{}, fmt.Errorf("bad seq %d", lm.Seq)
 	}
-	return chat.Message{Room: name, Seq: lm.Seq, Author: lm.Author, AuthorKey: lm.Key, Text: lm.Text, Time: t}, nil
+	return chat.Message{Room: name, Seq: lm.Seq, Epoch: lm.Epoch, Author: lm.Author, AuthorKey: lm.Key, Text: lm.Text, Time: t}, nil
 }
 
 // catchUp delivers what the stream holds after r.last. When Redis cannot be
@@ -402,22 +451,46 @@ func (s *Store) catchUp(r *room, behind map[*room]struct{}) {
 	delete(behind, r)
 }
 
+// fill delivers the stream after r.last, reading it with the room's epoch
+// and counter; see the top of this file for what a change of epoch, or a
+// counter below r.last, makes of it.
 func (s *Store) fill(r *room) error {
 	if !r.known {
-		last, err := s.lastSeq(s.ctx, r.name)
+		last, epoch, err := s.head(s.ctx, r.name)
 		if err != nil {
 			return err
 		}
-		r.last, r.known = last, true
+		r.last, r.epoch, r.known = last, epoch, true
 		return nil
 	}
-	log := s.keys(r.name).log
 	for {
-		xs, err := s.client.XRangeN(s.ctx, log, entryID(r.last+1), "+", fillBatch).Result()
+		after := r.last
+		var top *goredis.XMessageSliceCmd // the newest entry, read with the rest
+		snap, err := s.read(s.ctx, r.name, func(p goredis.Pipeliner, log string) *goredis.XMessageSliceCmd {
+			top = p.XRevRangeN(s.ctx, log, "+", "-", 1)
+			return p.XRangeN(s.ctx, log, entryID(after+1), "+", fillBatch)
+		})
 		if err != nil {
 			return err
 		}
-		for _, x := range xs {
+		// An epoch key that is missing while r has an epoch (lost with the
+		// data, no append since) changes nothing yet: the counter check
+		// below, or the next append, decides.
+		if snap.epoch != "" && snap.epoch != r.epoch {
+			if r.epoch == "" {
+				// The room's first epoch (its data is from before
+				// epochs): the same history goes on.
+				r.epoch = snap.epoch
+			} else {
+				// Another history: all of what the stream holds now is
+				// news to the watchers.
+				s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: room has a new history; Redis lost its data",
+					slog.String("room", r.name), slog.String("epoch", snap.epoch), slog.String("was_epoch", r.epoch), slog.Int64("was", r.last))
+				r.epoch, r.last = snap.epoch, 0
+				continue
+			}
+		}
+		for _, x := range snap.entries {
 			m, err := decodeEntry(r.name, x)
 			if err != nil {
 				// Nothing will make it readable: skip it rather than stall.
@@ -430,34 +503,51 @@ func (s *Store) fill(r *room) error {
 			}
 			s.deliver(r, m)
 		}
-		if len(xs) == fillBatch {
+		if len(snap.entries) == fillBatch {
 			continue
 		}
-		if len(xs) > 0 {
+		// The room's newest seq, as the next append will see it: a counter
+		// lost on its own is taken from the stream again.
+		newest := snap.seq
+		if xs := top.Val(); len(xs) > 0 {
+			if seq, err := entrySeq(xs[0].ID); err == nil {
+				newest = max(newest, seq)
+			}
+		}
+		if len(snap.entries) > 0 || newest >= r.last {
 			return nil
 		}
-		// Nothing after last. A counter below last means Redis lost its
-		// data (a restart without persistence, a flush): the room counts
-		// from 1 again, and what is stored now is news to the watchers.
-		cur, err := s.lastSeq(s.ctx, r.name)
+		if newest == 0 && snap.epoch == "" {
+			// The room is gone altogether (a flush, a restart without
+			// persistence) and nothing was appended since: its next
+			// append starts a new epoch, taken up then.
+			return nil
+		}
+		// Nothing after last, and the room's newest seq below it: Redis
+		// lost writes the watchers were given (a failover to a replica
+		// that had not got them, a restart from an older file). Seqs after
+		// it would be handed out again for other messages: make the loss
+		// a new epoch, and deliver what is stored now under it.
+		epoch, err := bumpEpochScript.Run(s.ctx, s.client, []string{s.keys(r.name).epoch}, r.epoch, chat.NewEpoch()).Text()
 		if err != nil {
 			return err
 		}
-		if cur >= r.last {
-			return nil
-		}
-		s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: room's seq went back; Redis lost data",
-			slog.String("room", r.name), slog.Int64("was", r.last), slog.Int64("now", cur))
-		r.last = 0
+		s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: room's seq went back; Redis lost data; starting a new epoch",
+			slog.String("room", r.name), slog.Int64("was", r.last), slog.Int64("now", newest),
+			slog.String("was_epoch", r.epoch), slog.String("epoch", epoch))
+		r.epoch, r.last = epoch, 0
 	}
 }
 
-// deliver calls r's watchers with m unless it is not newer than r.last.
+// deliver calls r's watchers with m, in r's epoch, unless it is not newer
+// than r.last. Its callers have brought r to m's epoch (and reset last when
+// the epoch changed), so a new history's messages are not taken for old.
 func (s *Store) deliver(r *room, m chat.Message) {
 	if m.Seq <= r.last {
 		return
 	}
 	r.last = m.Seq
+	m.Epoch = r.epoch
 	s.mu.Lock()
 	ws := r.watchers
 	s.mu.Unlock()

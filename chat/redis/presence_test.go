@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -153,29 +154,58 @@ func TestPresenceCloseLeaves(t *testing.T) {
 	}
 }
 
-// TestPresenceHub: a hub on each node sends its subscribers the members of
+// TestPresenceHub: a hub on each node sends its followers the members of
 // both nodes.
+//
+// Ported from Hub.Subscribe (gone) to Hub.Follow: the member list reaches a
+// follower as an Event whose HTML is RenderPresence's output. If Follow or
+// Sink change again, this is the one test here that uses the hub.
 func TestPresenceHub(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	nodes := presenceNodes(t, time.Second, srv.URL(), srv.URL())
-	hubA := chat.NewHub(nodes[0], chat.HubOptions{})
-	hubB := chat.NewHub(nodes[1], chat.HubOptions{})
-	sub := hubB.Subscribe("lobby")
-	defer sub.Close()
+	render := chat.HubOptions{RenderPresence: func(room string, ms []chat.Member) ([]byte, error) {
+		var names []string
+		for _, m := range ms {
+			names = append(names, m.Name)
+		}
+		return []byte(strings.Join(names, ",")), nil
+	}}
+	hubA := chat.NewHub(nodes[0], render)
+	hubB := chat.NewHub(nodes[1], render)
+	sink := &eventSink{c: make(chan string, 64)}
+	f, err := hubB.Follow(t.Context(), "lobby", chat.Cursor{}, false, sink)
+	if err != nil {
+		t.Fatalf("Follow: %v", err)
+	}
+	defer f.Close()
 	defer hubB.Join("lobby", bob)()
 	defer hubA.Join("lobby", ann)()
 	deadline := time.After(waitTimeout)
 	for {
 		select {
-		case u := <-sub.Presence():
-			if slices.Equal(u.Members, []chat.Member{ann, bob}) {
+		case html := <-sink.c:
+			if html == "Ann,Bob" {
 				return
 			}
 		case <-deadline:
-			t.Fatalf("hub B's subscriber never got Ann and Bob within %v", waitTimeout)
+			t.Fatalf("hub B's follower never got Ann and Bob within %v", waitTimeout)
 		}
 	}
 }
+
+// eventSink is a chat.Sink that passes on the HTML of every event offered,
+// dropping what its channel has no room for.
+type eventSink struct{ c chan string }
+
+func (s *eventSink) Offer(ev *chat.Event) bool {
+	select {
+	case s.c <- string(ev.HTML):
+	default:
+	}
+	return true
+}
+
+func (s *eventSink) End(error) {}
 
 // TestPresenceNoGoroutineLeak: Close ends the presence's goroutines.
 func TestPresenceNoGoroutineLeak(t *testing.T) {

@@ -105,6 +105,16 @@ func (c *collector) fn(m chat.Message) {
 	c.in.Add(-1)
 }
 
+func (c *collector) epochs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, len(c.msgs))
+	for i, m := range c.msgs {
+		out[i] = m.Epoch
+	}
+	return out
+}
+
 func (c *collector) seqs() []int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -225,13 +235,19 @@ func TestLayout(t *testing.T) {
 	in := msg(room, `say "hi" </script> 😀`)
 	in.Author = "Zoë"
 	in.AuthorKey = "0123456789ab"
+	var epoch string
 	for range 5 {
-		if _, err := s.Append(t.Context(), in); err != nil {
+		m, err := s.Append(t.Context(), in)
+		if err != nil {
 			t.Fatal(err)
 		}
+		epoch = m.Epoch
 	}
 	if got, err := raw.Get(t.Context(), "lay:room:{"+room+"}:seq").Result(); err != nil || got != "5" {
 		t.Errorf("seq key = %q, %v; want \"5\"", got, err)
+	}
+	if got, err := raw.Get(t.Context(), "lay:room:{"+room+"}:epoch").Result(); err != nil || got != epoch || epoch == "" {
+		t.Errorf("epoch key = %q, %v; want %q, the epoch Append returned", got, err, epoch)
 	}
 	xs, err := raw.XRange(t.Context(), "lay:room:{"+room+"}:log", "-", "+").Result()
 	if err != nil {
@@ -258,7 +274,7 @@ func TestLayout(t *testing.T) {
 	if err := json.Unmarshal([]byte(m.Payload), &got); err != nil {
 		t.Fatalf("payload %q: %v", m.Payload, err)
 	}
-	if want := (liveMessage{Seq: 1, Author: in.Author, Key: in.AuthorKey, Text: in.Text, Time: in.Time.Format(time.RFC3339Nano)}); got != want {
+	if want := (liveMessage{Seq: 1, Epoch: epoch, Author: in.Author, Key: in.AuthorKey, Text: in.Text, Time: in.Time.Format(time.RFC3339Nano)}); got != want {
 		t.Errorf("published %+v, want %+v", got, want)
 	}
 }
@@ -301,7 +317,7 @@ func TestWatchAcrossNodes(t *testing.T) {
 	onB.mu.Lock()
 	got := onB.msgs[0]
 	onB.mu.Unlock()
-	if got.Room != sent.Room || got.Seq != sent.Seq || got.Author != sent.Author || got.AuthorKey != sent.AuthorKey || got.Text != sent.Text || !got.Time.Equal(sent.Time) {
+	if got.Room != sent.Room || got.Seq != sent.Seq || got.Epoch != sent.Epoch || sent.Epoch == "" || got.Author != sent.Author || got.AuthorKey != sent.AuthorKey || got.Text != sent.Text || !got.Time.Equal(sent.Time) {
 		t.Errorf("B received %+v, want %+v", got, sent)
 	}
 }
@@ -544,13 +560,25 @@ func TestWatchAfterReset(t *testing.T) {
 	defer a.Watch("lobby", c.fn)()
 	appendN(t, b, "lobby", 5)
 	c.check(t, "before the reset", span(1, 5))
+	old := c.epochs()[0]
 	proxy.Cut()
 	if err := rawClient(t, srv.URL()).FlushDB(t.Context()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	appendN(t, b, "lobby", 2)
+	m, err := b.Append(t.Context(), msg("lobby", "new 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Seq != 1 || m.Epoch == old || m.Epoch == "" {
+		t.Fatalf("Append after the flush = seq %d, epoch %q; want seq 1 in a new epoch (not %q)", m.Seq, m.Epoch, old)
+	}
+	appendN(t, b, "lobby", 1)
 	proxy.Restore()
 	c.check(t, "after the reset", []int64{1, 2, 3, 4, 5, 1, 2})
+	want := []string{old, old, old, old, old, m.Epoch, m.Epoch}
+	if got := c.epochs(); !slices.Equal(got, want) {
+		t.Errorf("epochs delivered = %v, want %v", got, want)
+	}
 }
 
 // TestOutageAndRestart stops redis-server mid-run: appends fail fast with

@@ -6,11 +6,12 @@
 // (Options.KeyPrefix) and database N:
 //
 //	hxchat:room:{NAME}:seq       string: the room's newest seq
+//	hxchat:room:{NAME}:epoch     string: the epoch of the room's history
 //	hxchat:room:{NAME}:log       stream: one entry per message, id "SEQ-0",
 //	                             fields author, text, time (RFC 3339, ns),
 //	                             key (the author's public key)
-//	hxchat:dbN:room:{NAME}:live  Pub/Sub channel: JSON {seq, author, key,
-//	                             text, time} per message, in seq order
+//	hxchat:dbN:room:{NAME}:live  Pub/Sub channel: JSON {seq, epoch, author,
+//	                             key, text, time} per message, in seq order
 //	hxchat:secret                string: the server secret (Store.Secret)
 //
 // Presence (presence.go) and the rooms index (rooms.go) add keys of their
@@ -19,6 +20,16 @@
 // indexes are outside any room's slot). Channels carry the
 // database number because Pub/Sub ignores databases. Redis must not evict
 // these keys (maxmemory-policy noeviction).
+//
+// Epochs are per room. The append that starts a room's history (seq 1, or
+// a room without an epoch key) sets the epoch key to a fresh random epoch;
+// so after a flush, or a restart without persistence, the room's new
+// messages carry a new epoch. A watcher that finds the room's newest seq
+// below what it delivered (a failover that lost writes) replaces the epoch,
+// with a compare-and-set (see feed.go). Reads return the epoch read in the
+// same MULTI/EXEC as the entries. A room written before epochs existed has
+// entries but no epoch key: its reads return the empty epoch until its next
+// append gives it one (its seqs go on; readers see one change of epoch).
 package redis
 
 import (
@@ -105,8 +116,8 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Store is a chat.Store on Redis, and the chat.Feed that carries every
-// node's new messages to every other node. It is safe for concurrent use.
+// Store is a chat.Store on Redis; its Watch carries every node's new
+// messages to every other node. It is safe for concurrent use.
 type Store struct {
 	client  *goredis.Client
 	opts    Options
@@ -130,7 +141,6 @@ type Store struct {
 
 var (
 	_ chat.Store        = (*Store)(nil)
-	_ chat.Feed         = (*Store)(nil)
 	_ chat.Pinger       = (*Store)(nil)
 	_ chat.SecretKeeper = (*Store)(nil)
 )
@@ -207,11 +217,11 @@ func redact(rawURL string) string {
 }
 
 // roomKeys are the names of one room's keys and channel.
-type roomKeys struct{ seq, log, live string }
+type roomKeys struct{ seq, epoch, log, live string }
 
 func (s *Store) keys(room string) roomKeys {
 	base := s.opts.KeyPrefix + "room:{" + room + "}:"
-	return roomKeys{seq: base + "seq", log: base + "log", live: s.chanPre + room + "}:live"}
+	return roomKeys{seq: base + "seq", epoch: base + "epoch", log: base + "log", live: s.chanPre + room + "}:live"}
 }
 
 // roomOf returns the room whose channel is ch.
@@ -228,17 +238,24 @@ func (s *Store) roomOf(ch string) (string, bool) {
 // publishes the message, so the channel carries a room's messages in seq
 // order and no message is published that is not stored.
 //
-// The entry is added before the counter moves: XADD is the step that can
-// fail (wrong type, an id not above the stream's top), and a script that
-// fails half way keeps its earlier writes. A counter that is missing while
+// The entry is added before the counter (and a new epoch) is set: XADD is
+// the step that can fail (wrong type, an id not above the stream's top),
+// and a script that fails half way keeps its earlier writes. A counter that is missing while
 // the stream is not (deleted or evicted) resumes after the stream's top
 // instead of failing every append from then on.
+//
+// The message of seq 1 starts a new history (a new room, or one whose data
+// Redis lost): it sets the room's epoch key to ARGV[10], a fresh epoch the
+// caller made, as does any append to a room without an epoch key (one
+// written before epochs existed). Every other append keeps the epoch. The
+// script returns {seq, epoch} and publishes the epoch with the message.
 //
 // It also moves the room to the top of the rooms index (see rooms.go), kept
 // to the newest ARGV[9] rooms. That key is outside the room's hash tag.
 //
-// KEYS: seq counter, stream, rooms index. ARGV: retention, channel, author,
-// text, time, author key, time (Unix ms), room, rooms kept in the index.
+// KEYS: seq counter, stream, rooms index, epoch. ARGV: retention, channel,
+// author, text, time, author key, time (Unix ms), room, rooms kept in the
+// index, a fresh epoch.
 var appendScript = goredis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -249,13 +266,17 @@ else
   if top[1] then cur = tonumber(string.match(top[1][1], '^%d+')) end
 end
 local seq = cur + 1
+local epoch = redis.call('GET', KEYS[4])
+local fresh = seq == 1 or not epoch
+if fresh then epoch = ARGV[10] end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], string.format('%d-0', seq),
   'author', ARGV[3], 'text', ARGV[4], 'time', ARGV[5], 'key', ARGV[6])
+if fresh then redis.call('SET', KEYS[4], epoch) end
 redis.call('SET', KEYS[1], string.format('%d', seq))
 redis.call('ZADD', KEYS[3], ARGV[7], ARGV[8])
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1 - tonumber(ARGV[9]))
-redis.call('PUBLISH', ARGV[2], cjson.encode({seq = seq, author = ARGV[3], key = ARGV[6], text = ARGV[4], time = ARGV[5]}))
-return seq
+redis.call('PUBLISH', ARGV[2], cjson.encode({seq = seq, epoch = epoch, author = ARGV[3], key = ARGV[6], text = ARGV[4], time = ARGV[5]}))
+return {seq, epoch}
 `)
 
 // Append implements chat.Store. The message is stored, trimmed and
@@ -268,17 +289,34 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 		return chat.Message{}, err
 	}
 	k := s.keys(m.Room)
-	seq, err := appendScript.Run(ctx, s.client, []string{k.seq, k.log, s.roomsKey()},
+	res, err := appendScript.Run(ctx, s.client, []string{k.seq, k.log, s.roomsKey(), k.epoch},
 		s.opts.Retention, k.live, m.Author, m.Text, m.Time.Format(time.RFC3339Nano), m.AuthorKey,
-		m.Time.UnixMilli(), m.Room, roomsIndexed).Int64()
+		m.Time.UnixMilli(), m.Room, roomsIndexed, chat.NewEpoch()).Slice()
 	if err != nil {
 		return chat.Message{}, s.fail(ctx, what, err)
 	}
-	m.Seq = seq
+	seq, epoch, ok := appendReply(res)
+	if !ok {
+		// Stored, but the reply is not what the script returns.
+		return chat.Message{}, fmt.Errorf("%s: unexpected reply %v from the append script", what, res)
+	}
+	m.Seq, m.Epoch = seq, epoch
 	return m, nil
 }
 
-// Since implements chat.Store.
+// appendReply reads appendScript's {seq, epoch}.
+func appendReply(res []any) (seq int64, epoch string, ok bool) {
+	if len(res) != 2 {
+		return 0, "", false
+	}
+	seq, ok1 := res[0].(int64)
+	epoch, ok2 := res[1].(string)
+	return seq, epoch, ok1 && ok2 && seq > 0 && epoch != ""
+}
+
+// Since implements chat.Store. The messages carry the epoch the room had
+// when they were read (read with them, in one MULTI/EXEC): "" for a room
+// stored before epochs and not appended to since.
 func (s *Store) Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error) {
 	what := fmt.Sprintf("since in %q", room)
 	if err := s.check(ctx, what); err != nil {
@@ -287,14 +325,16 @@ func (s *Store) Since(ctx context.Context, room string, after int64, limit int) 
 	if limit <= 0 || after == math.MaxInt64 {
 		return nil, nil
 	}
-	xs, err := s.client.XRangeN(ctx, s.keys(room).log, entryID(max(after, 0)+1), "+", int64(limit)).Result()
+	snap, err := s.read(ctx, room, func(p goredis.Pipeliner, log string) *goredis.XMessageSliceCmd {
+		return p.XRangeN(ctx, log, entryID(max(after, 0)+1), "+", int64(limit))
+	})
 	if err != nil {
 		return nil, s.fail(ctx, what, err)
 	}
-	return decodeEntries(room, xs, false)
+	return decodeEntries(room, snap.epoch, snap.entries, false)
 }
 
-// Recent implements chat.Store.
+// Recent implements chat.Store, with epochs as Since.
 func (s *Store) Recent(ctx context.Context, room string, n int) ([]chat.Message, error) {
 	what := fmt.Sprintf("recent in %q", room)
 	if err := s.check(ctx, what); err != nil {
@@ -303,11 +343,59 @@ func (s *Store) Recent(ctx context.Context, room string, n int) ([]chat.Message,
 	if n <= 0 {
 		return nil, nil
 	}
-	xs, err := s.client.XRevRangeN(ctx, s.keys(room).log, "+", "-", int64(n)).Result()
+	snap, err := s.read(ctx, room, func(p goredis.Pipeliner, log string) *goredis.XMessageSliceCmd {
+		return p.XRevRangeN(ctx, log, "+", "-", int64(n))
+	})
 	if err != nil {
 		return nil, s.fail(ctx, what, err)
 	}
-	return decodeEntries(room, xs, true)
+	return decodeEntries(room, snap.epoch, snap.entries, true)
+}
+
+// snapshot is what read returns: one room's counter, epoch and entries as
+// they were at one moment.
+type snapshot struct {
+	seq     int64  // the counter (0 when missing)
+	epoch   string // "" when the room has no epoch key
+	entries []goredis.XMessage
+}
+
+// read runs the stream read that xrange queues, with the room's counter and
+// epoch, in one MULTI/EXEC: the epoch is the one the entries belong to,
+// however appends, flushes and epoch changes interleave.
+func (s *Store) read(ctx context.Context, room string, xrange func(p goredis.Pipeliner, log string) *goredis.XMessageSliceCmd) (snapshot, error) {
+	k := s.keys(room)
+	var (
+		head *goredis.SliceCmd
+		xs   *goredis.XMessageSliceCmd
+	)
+	if _, err := s.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		head = p.MGet(ctx, k.seq, k.epoch)
+		xs = xrange(p, k.log)
+		return nil
+	}); err != nil {
+		return snapshot{}, err
+	}
+	snap := snapshot{entries: xs.Val()}
+	var err error
+	if snap.seq, snap.epoch, err = parseHead(head.Val()); err != nil {
+		return snapshot{}, fmt.Errorf("room %q: %w", room, err)
+	}
+	return snap, nil
+}
+
+// parseHead reads the reply of MGET seq epoch.
+func parseHead(vals []any) (seq int64, epoch string, err error) {
+	if len(vals) != 2 {
+		return 0, "", fmt.Errorf("MGET returned %d values, want 2", len(vals))
+	}
+	if v, ok := vals[0].(string); ok {
+		if seq, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return 0, "", fmt.Errorf("bad seq counter %q", v)
+		}
+	}
+	epoch, _ = vals[1].(string)
+	return seq, epoch, nil
 }
 
 // Ping implements chat.Pinger: it reports whether Redis answers, with an
@@ -436,9 +524,9 @@ func backoff(wait *time.Duration, quit <-chan struct{}) bool {
 	}
 }
 
-// decodeEntries turns stream entries of room into messages, reversing them
-// when reverse is set.
-func decodeEntries(room string, xs []goredis.XMessage, reverse bool) ([]chat.Message, error) {
+// decodeEntries turns stream entries of room into messages of epoch,
+// reversing them when reverse is set.
+func decodeEntries(room, epoch string, xs []goredis.XMessage, reverse bool) ([]chat.Message, error) {
 	if len(xs) == 0 {
 		return nil, nil
 	}
@@ -448,6 +536,7 @@ func decodeEntries(room string, xs []goredis.XMessage, reverse bool) ([]chat.Mes
 		if err != nil {
 			return nil, err
 		}
+		m.Epoch = epoch
 		if reverse {
 			i = len(xs) - 1 - i
 		}

@@ -7,6 +7,12 @@
 // crash and a power loss alike. Reads run on a separate pool of read-only
 // connections beside the writer (WAL mode). Each room keeps its newest
 // Retention messages; older ones are deleted by the writer in small batches.
+//
+// A database file is one epoch: the epoch is made when the file is created
+// and kept in it, so every message of the file carries the same Epoch, a
+// reopened file keeps it and a new file (or MemoryPath store) has a new
+// one. Watchers are called by the writer goroutine, after each commit, in
+// commit order, which is seq order within a room.
 package sqlite
 
 import (
@@ -91,6 +97,8 @@ func (o Options) withDefaults() Options {
 type Store struct {
 	path      string
 	retention int64
+	epoch     string // of the database file, read at Open
+	watchers  chat.Watchers
 
 	// mu orders Append's hand-off to the writer before Close: Append sends
 	// under the read lock, and Close sets closed under the write lock, so
@@ -210,6 +218,9 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	if err := migrate(ctx, s.wdb); err != nil {
 		return nil, err
 	}
+	if s.epoch, err = readEpoch(ctx, s.wdb); err != nil {
+		return nil, err
+	}
 
 	s.rdb, err = sql.Open("sqlite", dsn(name, slices.Concat(common, []string{"_pragma=query_only(1)"})...))
 	if err != nil {
@@ -235,7 +246,7 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 		return nil, err
 	}
 
-	if s.w, err = newWriter(ctx, s.wdb, opts); err != nil {
+	if s.w, err = newWriter(ctx, s.wdb, opts, s.epoch, &s.watchers); err != nil {
 		return nil, err
 	}
 	go s.w.run()
@@ -244,8 +255,9 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 
 // Append implements chat.Store. It queues m for the writer and waits until
 // the transaction holding it has committed and been fsynced, then returns m
-// with its Seq, and with Time cut to the microseconds the store keeps. A
-// failed transaction fails every Append in it, and none of them used a seq.
+// with its Seq, the file's Epoch, and Time cut to the microseconds the store
+// keeps. A failed transaction fails every Append in it, and none of them
+// used a seq.
 //
 // A ctx that is done before the append is queued returns ctx.Err() and
 // stores nothing. Once queued, a done ctx only stops the waiting: the
@@ -260,7 +272,7 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 	if err := ctx.Err(); err != nil {
 		return chat.Message{}, fmt.Errorf("append to %q: %w", m.Room, err)
 	}
-	m.Seq = 0
+	m.Seq, m.Epoch = 0, ""
 	m.Time = m.Time.Truncate(time.Microsecond)
 	req := &appendReq{ctx: ctx, m: m, done: make(chan appendResult, 1)}
 	s.mu.RLock()
@@ -280,7 +292,7 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 		if res.err != nil {
 			return chat.Message{}, fmt.Errorf("append to %q: %w", m.Room, mapErr(res.err))
 		}
-		m.Seq = res.seq
+		m.Seq, m.Epoch = res.seq, s.epoch
 		return m, nil
 	case <-ctx.Done():
 		return chat.Message{}, fmt.Errorf("append to %q: %w (the message may still be stored)", m.Room, ctx.Err())
@@ -344,7 +356,7 @@ func (s *Store) query(ctx context.Context, stmt *sql.Stmt, room string, most int
 	defer rows.Close()
 	out := make([]chat.Message, 0, min(most, 64))
 	for rows.Next() {
-		m := chat.Message{Room: room}
+		m := chat.Message{Room: room, Epoch: s.epoch}
 		var us int64
 		if err := rows.Scan(&m.Seq, &m.Author, &m.AuthorKey, &m.Text, &us); err != nil {
 			return nil, err
@@ -356,6 +368,33 @@ func (s *Store) query(ctx context.Context, stmt *sql.Stmt, room string, most int
 		return nil, s.readErr(ctx, err)
 	}
 	return out, nil
+}
+
+// Watch implements chat.Store. fn is called by the writer goroutine after
+// the transaction holding a message of room has committed and its Append
+// has been answered, so a message handed to fn is visible to Since and
+// Recent; a room's messages come in seq order. fn shares the goroutine with
+// every append: it must not block, and it must not call the store. Watching
+// a closed store is allowed and calls fn never.
+func (s *Store) Watch(room string, fn func(chat.Message)) (stop func()) {
+	return s.watchers.Watch(room, fn)
+}
+
+// readEpoch reads the file's epoch, which migration 0004 made. A row
+// deleted by hand is made again: a new epoch only makes readers start over,
+// which is safe.
+func readEpoch(ctx context.Context, db *sql.DB) (string, error) {
+	if _, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO settings (key, value) VALUES ('epoch', ?1)`, []byte(chat.NewEpoch())); err != nil {
+		return "", fmt.Errorf("epoch: %w", mapErr(err))
+	}
+	var epoch string
+	if err := db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = 'epoch'`).Scan(&epoch); err != nil {
+		return "", fmt.Errorf("epoch: %w", mapErr(err))
+	}
+	if c, ok := chat.ParseCursor("0-" + epoch); !ok || c.Epoch != epoch {
+		return "", fmt.Errorf("epoch: the settings row 'epoch' holds %q, want 1 to %d lower-case letters and digits (delete the row to make a new one)", epoch, chat.MaxEpochLen)
+	}
+	return epoch, nil
 }
 
 // readErr maps the error of a read: a read that raced Close reports

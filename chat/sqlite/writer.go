@@ -24,13 +24,18 @@ type appendResult struct {
 // writer is the one goroutine that writes. It takes every queued append (up
 // to maxBatch) and commits them in one transaction, so concurrent posters
 // share one fsync; between batches it deletes messages that fell out of
-// retention, a bounded number per transaction.
+// retention, a bounded number per transaction. After a commit it answers
+// the batch's callers, then hands its messages to the watchers in commit
+// order: seqs are assigned here, one batch at a time, so a room's messages
+// reach its watchers in seq order without anyone sorting them.
 type writer struct {
 	db                   *sql.DB // one connection
 	upsert, insert, trim *sql.Stmt
 	retention            int64
 	maxBatch, trimBatch  int
 	beforeBatch          func() // test hook, nil outside tests
+	epoch                string
+	watchers             *chat.Watchers
 
 	reqs chan *appendReq
 	quit chan struct{} // closed by Close once no more requests can be queued
@@ -44,9 +49,11 @@ type writer struct {
 	appends, commits, failed, trimmed atomic.Int64
 }
 
-func newWriter(ctx context.Context, db *sql.DB, opts Options) (_ *writer, err error) {
+func newWriter(ctx context.Context, db *sql.DB, opts Options, epoch string, watchers *chat.Watchers) (_ *writer, err error) {
 	w := &writer{
 		db:          db,
+		epoch:       epoch,
+		watchers:    watchers,
 		retention:   int64(opts.Retention),
 		maxBatch:    opts.MaxBatch,
 		trimBatch:   opts.TrimBatch,
@@ -167,7 +174,8 @@ func (w *writer) fill(batch []*appendReq) []*appendReq {
 
 // commit writes batch in one transaction and answers every request in it:
 // each its seq when the transaction committed, all of them its error when
-// it did not.
+// it did not. Committed messages then go to the watchers, in batch order;
+// answering first means fan-out never delays an acknowledgement.
 func (w *writer) commit(batch []*appendReq) {
 	if w.beforeBatch != nil {
 		w.beforeBatch()
@@ -198,6 +206,14 @@ func (w *writer) commit(batch []*appendReq) {
 	w.applyTrims(trims)
 	for i, r := range live {
 		r.done <- appendResult{seq: seqs[i]}
+	}
+	for i, r := range live {
+		// Unwatched rooms (most, on a busy server) cost no copy.
+		if w.watchers.Watched(r.m.Room) {
+			m := r.m
+			m.Seq, m.Epoch = seqs[i], w.epoch
+			w.watchers.Publish(m)
+		}
 	}
 }
 

@@ -39,7 +39,8 @@ type OpenFunc func(t *testing.T, retention int) chat.Store
 const Retention = 10_000
 
 // Run runs the Store contract against the stores open returns, each case in
-// its own subtest with its own store.
+// its own subtest with its own store: seqs, reads, retention, epochs, and
+// Watch (order, visibility, stop).
 //
 // Times must survive a round trip to at least the millisecond.
 func Run(t *testing.T, open OpenFunc) {
@@ -57,6 +58,9 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("CancelledContext", func(t *testing.T) { testCancelled(t, open) })
 	t.Run("Secret", func(t *testing.T) { testSecret(t, open) })
 	t.Run("RoomLister", func(t *testing.T) { testRoomLister(t, open) })
+	t.Run("EpochStable", func(t *testing.T) { testEpochStable(t, open) })
+	t.Run("WatchInOrder", func(t *testing.T) { testWatchInOrder(t, open) })
+	t.Run("WatchStop", func(t *testing.T) { testWatchStop(t, open) })
 }
 
 // newStore opens a store and closes it when the test ends.
