@@ -90,7 +90,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.redisTimeout, "redis-timeout", time.Second, "bound on connecting to Redis and on each command; a dead Redis fails posts (503) this fast")
 	fs.DurationVar(&o.heartbeat, "heartbeat", 15*time.Second, "interval of SSE keep-alive comments; with -redis, also of presence: a crashed node's people vanish within two")
 	fs.DurationVar(&o.streamLifetime, "stream-lifetime", 5*time.Minute, "streams are ended cleanly after about this long (jittered) and the client resumes; bounds what a buffering proxy holds back (0: never)")
-	fs.DurationVar(&o.retry, "sse-retry", 2*time.Second, "reconnect delay advertised to SSE clients")
+	fs.DurationVar(&o.retry, "sse-retry", 2*time.Second, "reconnect delay advertised to SSE clients (retry:); a refused stream adds up to half again")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "deadline of each write to a client; slower clients are cut off")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Second, "on SIGTERM, the most the process waits for requests in flight before it exits")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, how long /healthz answers 503 (streams already ended, posts still served) before the listener closes; give a load balancer time to notice")
@@ -109,8 +109,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.Int64Var(&o.maxBody, "max-body", 32<<10, "largest accepted POST body in bytes") // 2000 4-byte characters form-encode to 24000 bytes
 	fs.Float64Var(&o.postRate, "post-rate", 5, "posts a second one client address may make on average; more get 429 (0: no limit)")
 	fs.IntVar(&o.postBurst, "post-burst", 10, "posts one client address may make in a row before -post-rate applies")
-	fs.IntVar(&o.streamsPer, "max-streams-per-client", 32, "streams one client address may hold open; more get 503 (0: no limit)")
-	fs.IntVar(&o.streamsMax, "max-streams", 50000, "streams open at once in total; more get 503 (0: no limit)")
+	fs.IntVar(&o.streamsPer, "max-streams-per-client", 32, "streams one client address may hold open; more are refused with a retry (0: no limit)")
+	fs.IntVar(&o.streamsMax, "max-streams", 50000, "streams open at once in total; more are refused with a retry (0: no limit)")
 	fs.Func("trusted-proxies", "proxies (comma-separated addresses and CIDR prefixes, e.g. 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For names the client; none by default", func(v string) (err error) {
 		o.trusted, err = handlers.ParseTrustedProxies(v)
 		return err
