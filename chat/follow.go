@@ -82,6 +82,7 @@ type Follower struct {
 
 	mu       sync.Mutex
 	state    followState
+	filling  bool     // a fill goroutine runs (it may be about to see a new state)
 	cur      Cursor   // the newest event queued: its epoch and seq
 	seen     Cursor   // the newest live message met since the fill's last read began
 	reset    bool     // the next fill starts with a snapshot
@@ -128,6 +129,7 @@ func (h *Hub) Follow(ctx context.Context, room string, from Cursor, has bool, si
 	default:
 		f.cur = Cursor{Epoch: top.Epoch, Seq: from.Seq}
 	}
+	f.filling = true
 	f.mu.Unlock()
 	go f.fill()
 	return f, nil
@@ -170,6 +172,12 @@ func (f *Follower) deliver(d *Delivery) {
 		// far the room has got.
 		if d.Epoch != f.seen.Epoch || d.Seq > f.seen.Seq {
 			f.seen = Cursor{Epoch: d.Epoch, Seq: d.Seq}
+		}
+		if f.cur.Epoch != "" && d.Epoch != f.cur.Epoch {
+			// The history was replaced. The fill's next read may not
+			// tell (a new history shorter than the cursor reads as
+			// nothing), and it forgets seen when it starts.
+			f.reset, f.resetWhy = true, true
 		}
 		return
 	}
@@ -224,13 +232,14 @@ func (f *Follower) startReset(reset bool) {
 }
 
 // startFill switches to replaying and starts the fill goroutine, unless
-// one runs (it sees the new state at its next turn).
+// one runs (it sees the new state at its next turn: it has just set live
+// and not yet looked again, say).
 func (f *Follower) startFill() {
-	if f.state == replaying {
-		return
-	}
 	f.state = replaying
-	go f.fill()
+	if !f.filling {
+		f.filling = true
+		go f.fill()
+	}
 }
 
 // push queues ev; callers have checked the bound, but for snapshots and
@@ -284,12 +293,13 @@ func (f *Follower) fill() {
 	for {
 		f.mu.Lock()
 		if f.state != replaying {
+			f.filling = false
 			f.mu.Unlock()
 			return
 		}
 		room := opts.QueueSize - len(f.queue)
 		if room <= 0 {
-			f.state = behind
+			f.state, f.filling = behind, false
 			f.mu.Unlock()
 			return
 		}
@@ -321,6 +331,7 @@ func (f *Follower) fill() {
 
 		f.mu.Lock()
 		if f.state != replaying {
+			f.filling = false
 			f.mu.Unlock()
 			return
 		}
@@ -415,7 +426,7 @@ func (f *Follower) fail(err error) {
 	if f.state == ended {
 		return
 	}
-	f.state = ended
+	f.state, f.filling = ended, false
 	f.queue, f.presence = nil, nil
 	f.sink.End(err)
 }

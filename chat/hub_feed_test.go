@@ -4,13 +4,15 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hxchat/hxchat/chat"
 )
 
-// feedStore is a MemoryStore that is also a Feed, standing in for a store
-// shared by many nodes: Append notifies the watchers of the room.
+// feedStore is a MemoryStore with a Watch of its own, standing in for a
+// store shared by many nodes: Append notifies the watchers of the room,
+// whichever node appended.
 type feedStore struct {
 	*chat.MemoryStore
 	mu       sync.Mutex
@@ -69,72 +71,73 @@ func (f *feedStore) counts() (starts, stops int) {
 }
 
 func TestHubWithFeedDeliversOnceThroughTheFeed(t *testing.T) {
-	store := newFeedStore()
-	hub := chat.NewHub(store, chat.HubOptions{})
-	a := hub.Subscribe("room")
-	b := hub.Subscribe("room")
-	if starts, _ := store.counts(); starts != 1 {
-		t.Fatalf("feed watches started = %d, want 1 shared by both subscribers", starts)
-	}
-	if _, err := hub.Post(t.Context(), "room", chat.Author{Name: "ann"}, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	// Another node's message arrives through the feed only.
-	if _, err := store.Append(t.Context(), chat.Message{Room: "room", Author: "bob", Text: "from node B"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []*chat.Subscription{a, b} {
-		for want := int64(1); want <= 2; want++ {
-			select {
-			case d := <-s.C():
-				if d.Seq != want {
-					t.Fatalf("got seq %d, want %d", d.Seq, want)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("seq %d not delivered", want)
-			}
+	synctest.Test(t, func(t *testing.T) {
+		store := newFeedStore()
+		hub := chat.NewHub(store, chat.HubOptions{})
+		a := follow(t, hub, "room")
+		b := follow(t, hub, "room")
+		synctest.Wait()
+		if starts, _ := store.counts(); starts != 1 {
+			t.Fatalf("feed watches started = %d, want 1 shared by both followers", starts)
 		}
-		select {
-		case d := <-s.C():
-			t.Fatalf("seq %d delivered twice (hub and feed both fanned out)", d.Seq)
-		default:
-		}
-	}
-	a.Close()
-	if _, stops := store.counts(); stops != 0 {
-		t.Fatalf("feed stopped with a subscriber left")
-	}
-	b.Close()
-	b.Close()
-	if starts, stops := store.counts(); starts != 1 || stops != 1 {
-		t.Fatalf("starts, stops = %d, %d; want 1, 1 after the last subscriber left", starts, stops)
-	}
-}
-
-func TestHubWithFeedStopsWatchAfterDrop(t *testing.T) {
-	store := newFeedStore()
-	hub := chat.NewHub(store, chat.HubOptions{QueueSize: 1})
-	slow := hub.Subscribe("room")
-	for range 3 {
-		if _, err := hub.Post(t.Context(), "room", chat.Author{Name: "ann"}, "x"); err != nil {
+		if _, err := hub.Post(t.Context(), "room", chat.Author{Name: "ann"}, "hello"); err != nil {
 			t.Fatal(err)
 		}
-	}
-	select {
-	case <-slow.Dropped():
-	case <-time.After(5 * time.Second):
-		t.Fatal("slow subscriber not dropped")
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, stops := store.counts(); stops == 1 {
-			break
+		// Another node's message arrives through the feed only.
+		if _, err := store.Append(t.Context(), chat.Message{Room: "room", Author: "bob", Text: "from node B"}); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("feed watch not stopped after the room's only subscriber was dropped")
+		synctest.Wait()
+		for _, s := range []*sink{a, b} {
+			for want := int64(1); want <= 2; want++ {
+				recvSeq(t, s, "follower", want)
+			}
+			noDelivery(t, s) // no seq twice
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		a.f.Close()
+		if _, stops := store.counts(); stops != 0 {
+			t.Fatalf("feed stopped with a follower left")
+		}
+		b.f.Close()
+		b.f.Close()
+		if starts, stops := store.counts(); starts != 1 || stops != 1 {
+			t.Fatalf("starts, stops = %d, %d; want 1, 1 after the last follower left", starts, stops)
+		}
+	})
+}
+
+// A follower that fell behind keeps the room's feed watch (it goes live
+// again through it), receives every message once it reads again, and the
+// watch stops when it, the room's only follower, is closed.
+func TestHubWithFeedKeepsWatchWhileBehind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newFeedStore()
+		hub := chat.NewHub(store, chat.HubOptions{QueueSize: 1})
+		slow := followInto(t, hub, "room", chat.Cursor{}, false, newSink(0))
+		synctest.Wait()
+		for range 3 {
+			if _, err := hub.Post(t.Context(), "room", chat.Author{Name: "ann"}, "x"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, stops := store.counts(); stops != 0 {
+			t.Fatal("feed watch stopped while the room's follower was behind")
+		}
+		slow.drain(noLimit)
+		synctest.Wait()
+		for want := int64(1); want <= 3; want++ {
+			recvSeq(t, slow, "slow follower", want)
+		}
+		if _, err := hub.Post(t.Context(), "room", chat.Author{Name: "ann"}, "live"); err != nil {
+			t.Fatal(err)
+		}
+		recvSeq(t, slow, "slow follower", 4)
+		noDelivery(t, slow)
+		slow.f.Close()
+		if _, stops := store.counts(); stops != 1 {
+			t.Fatalf("feed watches stopped = %d after the room's only follower closed, want 1", stops)
+		}
+	})
 }
 
 // slowFeed is a feedStore whose Watch of one room waits until released, as
@@ -155,40 +158,48 @@ func (f *slowFeed) Watch(room string, fn func(chat.Message)) func() {
 }
 
 // A feed that is slow to watch one room delays only that room's
-// subscribers: another room's subscribe and close go on, and a second
-// subscriber of the slow room returns only once the feed watches it.
+// followers: another room's Follow and Close go on, and a second follower
+// of the slow room returns only once the feed watches it.
 func TestHubSlowFeedWatchBlocksOnlyItsRoom(t *testing.T) {
-	f := &slowFeed{feedStore: newFeedStore(), room: "slow", entered: make(chan struct{}), release: make(chan struct{})}
-	hub := chat.NewHub(f, chat.HubOptions{})
-	first := make(chan *chat.Subscription)
-	go func() { first <- hub.Subscribe("slow") }()
-	<-f.entered
-	second := make(chan *chat.Subscription)
-	go func() { second <- hub.Subscribe("slow") }()
+	synctest.Test(t, func(t *testing.T) {
+		f := &slowFeed{feedStore: newFeedStore(), room: "slow", entered: make(chan struct{}), release: make(chan struct{})}
+		hub := chat.NewHub(f, chat.HubOptions{})
+		followAsync := func(room string) <-chan *chat.Follower {
+			c := make(chan *chat.Follower, 1)
+			go func() {
+				fl, err := hub.Follow(t.Context(), room, chat.Cursor{}, false, newSink(noLimit))
+				if err != nil {
+					t.Errorf("Follow(%q): %v", room, err)
+				}
+				c <- fl
+			}()
+			return c
+		}
+		first := followAsync("slow")
+		<-f.entered
+		second := followAsync("slow")
 
-	done := make(chan struct{})
-	go func() {
-		hub.Subscribe("fast").Close()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("subscribing to another room waited for the slow room's feed")
-	}
-	select {
-	case <-second:
-		t.Fatal("a second subscriber of the slow room returned before the feed watched it")
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(f.release)
-	a, b := <-first, <-second
-	if starts, _ := f.counts(); starts != 2 { // "fast" and "slow", once each
-		t.Errorf("feed watches started %d, want 2", starts)
-	}
-	a.Close()
-	b.Close()
-	if _, stops := f.counts(); stops != 2 {
-		t.Errorf("feed watches stopped %d, want 2", stops)
-	}
+		select {
+		case fast := <-followAsync("fast"):
+			fast.Close()
+		case <-time.After(5 * time.Second):
+			t.Fatal("following another room waited for the slow room's feed")
+		}
+		synctest.Wait()
+		select {
+		case <-second:
+			t.Fatal("a second follower of the slow room returned before the feed watched it")
+		default:
+		}
+		close(f.release)
+		a, b := <-first, <-second
+		if starts, _ := f.counts(); starts != 2 { // "fast" and "slow", once each
+			t.Errorf("feed watches started %d, want 2", starts)
+		}
+		a.Close()
+		b.Close()
+		if _, stops := f.counts(); stops != 2 {
+			t.Errorf("feed watches stopped %d, want 2", stops)
+		}
+	})
 }

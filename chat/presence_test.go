@@ -3,8 +3,11 @@ package chat_test
 import (
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hxchat/hxchat/chat"
@@ -120,31 +123,43 @@ func TestLocalPresence(t *testing.T) {
 	})
 }
 
-// nextPresence returns the next member list queued for sub.
-func nextPresence(t *testing.T, sub *chat.Subscription) *chat.PresenceUpdate {
-	t.Helper()
-	select {
-	case u := <-sub.Presence():
-		return u
-	case <-time.After(wait):
-		t.Fatalf("no presence update in room %q within %v", sub.Room(), wait)
-		return nil
-	}
+// presenceRender renders a member list as "ROOM:N [MEMBERS]".
+func presenceRender(room string, ms []chat.Member) ([]byte, error) {
+	return fmt.Appendf(nil, "%s:%d %v", room, len(ms), ms), nil
 }
 
-// presenceUntil reads sub's member lists until one has n members.
-func presenceUntil(t *testing.T, sub *chat.Subscription, n int) *chat.PresenceUpdate {
+// presenceSize reads N from a list rendered by presenceRender, or -1.
+func presenceSize(html []byte) int {
+	head, _, _ := strings.Cut(string(html), " ")
+	_, n, ok := strings.Cut(head, ":")
+	if !ok {
+		return -1
+	}
+	i, err := strconv.Atoi(n)
+	if err != nil {
+		return -1
+	}
+	return i
+}
+
+// nextPresence returns the next event s got, which must be a member list
+// whose ID is a cursor (so Last-Event-ID stays right).
+func nextPresence(t *testing.T, s *sink) *chat.Event {
 	t.Helper()
-	deadline := time.After(wait)
+	ev := recv(t, s)
+	if presenceSize(ev.HTML) < 0 {
+		t.Fatalf("room %q: got %s:%q, want a member list", s.f.Room(), ev.ID, ev.HTML)
+	}
+	cursorOf(t, ev)
+	return ev
+}
+
+// presenceUntil reads s's member lists until one has n members.
+func presenceUntil(t *testing.T, s *sink, n int) *chat.Event {
+	t.Helper()
 	for {
-		select {
-		case u := <-sub.Presence():
-			if len(u.Members) == n {
-				return u
-			}
-		case <-deadline:
-			t.Fatalf("room %q: no member list of %d within %v", sub.Room(), n, wait)
-			return nil
+		if ev := nextPresence(t, s); presenceSize(ev.HTML) == n {
+			return ev
 		}
 	}
 }
@@ -152,100 +167,115 @@ func presenceUntil(t *testing.T, sub *chat.Subscription, n int) *chat.PresenceUp
 func TestHubPresence(t *testing.T) {
 	ann := chat.Member{Key: "a1", Name: "Ann"}
 	bob := chat.Member{Key: "b2", Name: "Bob"}
-	render := func(room string, ms []chat.Member) ([]byte, error) {
-		return fmt.Appendf(nil, "%s:%d", room, len(ms)), nil
-	}
+	opts := chat.HubOptions{RenderPresence: presenceRender}
 
 	t.Run("FirstUpdateOnSubscribe", func(t *testing.T) {
-		h, _ := newHub(t, chat.HubOptions{RenderPresence: render})
-		defer h.Join("lobby", ann)()
-		sub := subscribe(t, h, "lobby")
-		u := nextPresence(t, sub)
-		if got, want := u.Members, []chat.Member{ann}; !slices.Equal(got, want) {
-			t.Fatalf("first update: members %v, want %v", got, want)
-		}
-		if got, want := string(u.HTML), "lobby:1"; got != want {
-			t.Fatalf("first update: HTML %q, want %q", got, want)
-		}
-		// A second subscriber gets the unchanged list too, and the first
-		// gets nothing new.
-		sub2 := subscribe(t, h, "lobby")
-		if u := nextPresence(t, sub2); len(u.Members) != 1 {
-			t.Fatalf("second subscriber: members %v", u.Members)
-		}
-		select {
-		case u := <-sub.Presence():
-			t.Fatalf("unchanged list sent again to the first subscriber: %v", u.Members)
-		case <-time.After(100 * time.Millisecond):
-		}
+		synctest.Test(t, func(t *testing.T) {
+			h, _ := newHub(t, opts)
+			defer h.Join("lobby", ann)()
+			sub := follow(t, h, "lobby")
+			u := nextPresence(t, sub)
+			if got, want := string(u.HTML), fmt.Sprintf("lobby:1 %v", []chat.Member{ann}); got != want {
+				t.Fatalf("first update: %q, want %q", got, want)
+			}
+			// A second follower gets the unchanged list too, and the first
+			// gets nothing new.
+			sub2 := follow(t, h, "lobby")
+			if u := nextPresence(t, sub2); presenceSize(u.HTML) != 1 {
+				t.Fatalf("second follower: %q", u.HTML)
+			}
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+			noDelivery(t, sub)
+		})
 	})
 
 	t.Run("JoinAndLeave", func(t *testing.T) {
-		h, _ := newHub(t, chat.HubOptions{RenderPresence: render})
-		sub := subscribe(t, h, "lobby")
-		presenceUntil(t, sub, 0)
-		leaveAnn := h.Join("lobby", ann)
-		presenceUntil(t, sub, 1)
-		leaveBob := h.Join("lobby", bob)
-		if got, want := presenceUntil(t, sub, 2).Members, []chat.Member{ann, bob}; !slices.Equal(got, want) {
-			t.Fatalf("members %v, want %v", got, want)
-		}
-		leaveBobTab2 := h.Join("lobby", bob) // Bob's second tab
-		leaveBob()
-		leaveAnn()
-		if got, want := presenceUntil(t, sub, 1).Members, []chat.Member{bob}; !slices.Equal(got, want) {
-			t.Fatalf("members %v, want %v", got, want)
-		}
-		leaveBobTab2()
-		presenceUntil(t, sub, 0)
+		synctest.Test(t, func(t *testing.T) {
+			h, _ := newHub(t, opts)
+			sub := follow(t, h, "lobby")
+			presenceUntil(t, sub, 0)
+			leaveAnn := h.Join("lobby", ann)
+			presenceUntil(t, sub, 1)
+			leaveBob := h.Join("lobby", bob)
+			if got, want := string(presenceUntil(t, sub, 2).HTML), fmt.Sprintf("lobby:2 %v", []chat.Member{ann, bob}); got != want {
+				t.Fatalf("members %q, want %q", got, want)
+			}
+			leaveBobTab2 := h.Join("lobby", bob) // Bob's second tab
+			leaveBob()
+			leaveAnn()
+			if got, want := string(presenceUntil(t, sub, 1).HTML), fmt.Sprintf("lobby:1 %v", []chat.Member{bob}); got != want {
+				t.Fatalf("members %q, want %q", got, want)
+			}
+			leaveBobTab2()
+			presenceUntil(t, sub, 0)
+		})
 	})
 
 	t.Run("Coalesced", func(t *testing.T) {
-		h, _ := newHub(t, chat.HubOptions{RenderPresence: render})
-		sub := subscribe(t, h, "lobby")
-		if got := cap(sub.Presence()); got != 1 {
-			t.Fatalf("presence channel holds %d, want 1 (latest wins)", got)
-		}
-		const n = 200
-		for i := range n {
-			defer h.Join("lobby", chat.Member{Key: fmt.Sprint(i), Name: fmt.Sprint("p", i)})()
-		}
-		// Nobody reads while the joins happen: the hub must neither block
-		// nor queue every list; the newest one wins.
-		u := presenceUntil(t, sub, n)
-		if got, want := string(u.HTML), fmt.Sprintf("lobby:%d", n); got != want {
-			t.Fatalf("HTML %q, want %q", got, want)
-		}
-		if got := len(sub.C()); got != 0 {
-			t.Fatalf("presence went to the message queue (%d queued)", got)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			h, _ := newHub(t, opts)
+			sub := followInto(t, h, "lobby", chat.Cursor{}, false, newSink(0))
+			synctest.Wait()
+			const n = 200
+			for i := range n {
+				defer h.Join("lobby", chat.Member{Key: fmt.Sprint(i), Name: fmt.Sprint("p", i)})()
+			}
+			time.Sleep(2 * chat.DefaultPresenceInterval)
+			synctest.Wait()
+			// Nobody read while the joins happened: the hub must neither
+			// block nor queue every list; the newest one wins.
+			sub.drain(noLimit)
+			synctest.Wait()
+			if got, most := len(sub.got()), 3; got > most {
+				t.Errorf("%d lists queued for %d joins within two intervals, want at most %d", got, n, most)
+			}
+			u := presenceUntil(t, sub, n)
+			if got, want := string(u.HTML), fmt.Sprintf("lobby:%d ", n); !strings.HasPrefix(got, want) {
+				t.Fatalf("HTML %.20q…, want %q…", got, want)
+			}
+			// Lists are not messages: each stands at the room's head, seq 0.
+			for _, ev := range sub.got() {
+				if c := cursorOf(t, ev); c.Seq != 0 || presenceSize(ev.HTML) < 0 {
+					t.Errorf("got %s:%.20q, want only member lists at seq 0", ev.ID, ev.HTML)
+				}
+			}
+		})
 	})
 
 	t.Run("OtherRoomsNotDisturbed", func(t *testing.T) {
-		h, _ := newHub(t, chat.HubOptions{RenderPresence: render})
-		sub := subscribe(t, h, "quiet")
-		presenceUntil(t, sub, 0)
-		defer h.Join("busy", ann)()
-		select {
-		case u := <-sub.Presence():
-			t.Fatalf("room quiet got room %s's list %v", u.Room, u.Members)
-		case <-time.After(100 * time.Millisecond):
-		}
+		synctest.Test(t, func(t *testing.T) {
+			h, _ := newHub(t, opts)
+			sub := follow(t, h, "quiet")
+			presenceUntil(t, sub, 0)
+			defer h.Join("busy", ann)()
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+			noDelivery(t, sub)
+		})
 	})
 
 	t.Run("NotStored", func(t *testing.T) {
-		h, store := newHub(t, chat.HubOptions{RenderPresence: render})
-		sub := subscribe(t, h, "lobby")
-		h.Join("lobby", ann)()
-		presenceUntil(t, sub, 0)
-		msgs, err := store.Recent(t.Context(), "lobby", 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(msgs) != 0 {
-			t.Fatalf("joins and leaves stored messages: %v", msgs)
-		}
-		noDelivery(t, sub)
+		synctest.Test(t, func(t *testing.T) {
+			h, store := newHub(t, opts)
+			sub := follow(t, h, "lobby")
+			h.Join("lobby", ann)()
+			presenceUntil(t, sub, 0)
+			msgs, err := store.Recent(t.Context(), "lobby", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) != 0 {
+				t.Fatalf("joins and leaves stored messages: %v", msgs)
+			}
+			time.Sleep(2 * chat.DefaultPresenceInterval)
+			synctest.Wait()
+			for _, ev := range sub.got() {
+				if c := cursorOf(t, ev); c.Seq != 0 || presenceSize(ev.HTML) < 0 {
+					t.Errorf("got %s:%.20q, want only member lists at seq 0", ev.ID, ev.HTML)
+				}
+			}
+		})
 	})
 }
 
