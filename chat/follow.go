@@ -247,8 +247,8 @@ func (f *Follower) startFill() {
 func (f *Follower) push(ev *Event) { f.queue = append(f.queue, ev) }
 
 // pump offers queued events to the sink while it takes them, resumes a
-// follower behind whose queue drained to half, and queues a waiting member
-// list when live.
+// follower behind whose queue drained to half, and hands over a waiting
+// member list when live and nothing else waits.
 func (f *Follower) pump() {
 	n := 0
 	for _, ev := range f.queue {
@@ -267,11 +267,14 @@ func (f *Follower) pump() {
 		f.startFill()
 		return
 	}
-	if f.state == live && f.presence != nil && len(f.queue) < f.hub.opts.QueueSize {
-		f.push(&Event{ID: f.cur.AppendText(nil), HTML: f.presence.HTML})
+	// A member list goes out once everything before it did: lists never
+	// pile up in the queue of a slow client, and the newest one waiting
+	// replaces the others.
+	if f.state == live && f.presence != nil && len(f.queue) == 0 {
+		ev := &Event{ID: f.cur.AppendText(nil), HTML: f.presence.HTML}
 		f.presence = nil
-		if len(f.queue) == 1 && f.sink.Offer(f.queue[0]) {
-			f.queue = nil
+		if !f.sink.Offer(ev) {
+			f.push(ev)
 		}
 	}
 }
