@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/hxchat/hxchat/chat"
 )
 
 // Two windows in one room see each other's messages live, and the form is
@@ -212,7 +213,8 @@ func TestNoDuplicatesAfterReconnect(t *testing.T) {
 
 // recordStream makes every page of w count its stream connections and
 // record the id of every message event (not presence events, which repeat
-// the newest id), from before htmx starts.
+// the newest id, nor the stream's own status notices, which have none), from
+// before htmx starts.
 func recordStream(w *window) {
 	w.t.Helper()
 	w.call(func(ctx context.Context) error {
@@ -221,7 +223,8 @@ func recordStream(w *window) {
 			window.e2eStreamIDs = [];
 			document.addEventListener('htmx:sse:after:connection', () => { window.e2eConnections++ });
 			document.addEventListener('htmx:sse:before:message', (e) => {
-				if (!e.detail.message.data.startsWith('<hx-partial hx-target="#presence"')) window.e2eStreamIDs.push(e.detail.message.id);
+				const d = e.detail.message.data;
+				if (!d.startsWith('<hx-partial hx-target="#presence"') && !d.startsWith('<hx-partial hx-target="#stream-status"')) window.e2eStreamIDs.push(e.detail.message.id);
 			});
 		`})
 		return err
@@ -242,13 +245,14 @@ func assertOnce(t *testing.T, w *window, n int) {
 	}
 }
 
-// sequential reports whether ids are exactly from, from+1, …, to.
+// sequential reports whether ids (cursors, "SEQ-EPOCH") have exactly the
+// seqs from, from+1, …, to.
 func sequential(ids []string, from, to int) bool {
 	if len(ids) != to-from+1 {
 		return false
 	}
 	for i, id := range ids {
-		if id != strconv.Itoa(from+i) {
+		if c, ok := chat.ParseCursor(id); !ok || c.Seq != int64(from+i) {
 			return false
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -112,8 +111,8 @@ drain:
 	}
 	pos := make(map[string]int, len(all))
 	for i, ev := range all {
-		if want := strconv.Itoa(i + 1); ev.ID != want {
-			t.Fatalf("history event %d has seq %s, want %s (gap-free from 1)", i, ev.ID, want)
+		if want := int64(i + 1); ev.Seq != want {
+			t.Fatalf("history event %d has id %s, want seq %d (gap-free from 1)", i, ev.ID, want)
 		}
 		pos[textOf(ev.Data)] = i
 	}
@@ -134,15 +133,15 @@ drain:
 	// The reconnecting client gets exactly what it missed.
 	lastSeen := seen[len(seen)-1].ID
 	resumed := openSSE(t, second.URL+"/chat/crash/events?after=0", lastSeen)
-	n, _ := strconv.Atoi(lastSeen)
+	n := int(seen[len(seen)-1].Seq)
 	missed := resumed.Collect(t, len(all)-n, 10*time.Second)
-	if got, want := eventIDs(missed), eventIDs(all[n:]); !slices.Equal(got, want) {
+	if got, want := eventSeqs(missed), eventSeqs(all[n:]); !slices.Equal(got, want) {
 		t.Fatalf("resumed after %s: got ids %v, want %v", lastSeen, got, want)
 	}
 
 	// Seq continues.
 	second.post(t, "crash", "after the restart")
-	if ev := resumed.Next(t, 5*time.Second); ev.ID != strconv.Itoa(len(all)+1) || textOf(ev.Data) != "after the restart" {
+	if ev := resumed.Next(t, 5*time.Second); ev.Seq != int64(len(all)+1) || textOf(ev.Data) != "after the restart" {
 		t.Fatalf("first post after restart: %+v, want seq %d", ev, len(all)+1)
 	}
 	t.Logf("%d acknowledged, %d stored, killed after %d; live client had seen %d", total, len(all), killAt, len(seen))
@@ -157,10 +156,11 @@ func nextWithin(c *sseClient, d time.Duration) (sseEvent, bool) {
 	}
 }
 
-func eventIDs(evs []sseEvent) []string {
-	out := make([]string, len(evs))
+// eventSeqs is the seqs of evs (their ids without the epoch).
+func eventSeqs(evs []sseEvent) []int64 {
+	out := make([]int64, len(evs))
 	for i, ev := range evs {
-		out[i] = ev.ID
+		out[i] = ev.Seq
 	}
 	return out
 }

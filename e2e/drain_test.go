@@ -61,7 +61,7 @@ func TestDrainMovesSubscriberToOtherNode(t *testing.T) {
 	}
 	got = append(got, onB.Collect(t, total-len(got), 10*time.Second)...)
 	for i, ev := range got {
-		if ev.ID != strconv.Itoa(i+1) || textOf(ev.Data) != "m"+strconv.Itoa(i) {
+		if ev.Seq != int64(i+1) || textOf(ev.Data) != "m"+strconv.Itoa(i) {
 			t.Fatalf("event %d = id %s text %q; want id %d text m%d (each once, in order)", i, ev.ID, textOf(ev.Data), i+1, i)
 		}
 	}

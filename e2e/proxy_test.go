@@ -90,7 +90,7 @@ func testProxyDeliver(t *testing.T, v *viaProxy) {
 		v.post(t, "deliver", text)
 		ev := s.Next(t, 5*time.Second)
 		d := time.Since(start)
-		if ev.ID != strconv.Itoa(i) || textOf(ev.Data) != text {
+		if ev.Seq != int64(i) || textOf(ev.Data) != text {
 			t.Fatalf("event %d through %s = id %q text %q, want id %d text %q", i, v.name, ev.ID, textOf(ev.Data), i, text)
 		}
 		if d > deliverWithin {
@@ -117,7 +117,7 @@ func testProxyResume(t *testing.T, v *viaProxy) {
 		v.post(t, room, fmt.Sprintf("before %d", i))
 	}
 	evs := first.Collect(t, 3, 5*time.Second)
-	if last := evs[2]; last.ID != "3" || textOf(last.Data) != "before 3" {
+	if last := evs[2]; last.Seq != 3 || textOf(last.Data) != "before 3" {
 		t.Fatalf("third event = id %q text %q, want 3 \"before 3\"", last.ID, textOf(last.Data))
 	}
 	first.Close()
@@ -126,13 +126,16 @@ func testProxyResume(t *testing.T, v *viaProxy) {
 	v.post(t, room, "missed 4")
 	v.post(t, room, "missed 5")
 
-	again := v.events(t, room, "3")
+	again := v.events(t, room, evs[2].ID)
 	v.post(t, room, "after 6")
 	got := again.Collect(t, 3, 5*time.Second)
-	want := []struct{ id, text string }{{"4", "missed 4"}, {"5", "missed 5"}, {"6", "after 6"}}
+	want := []struct {
+		seq  int64
+		text string
+	}{{4, "missed 4"}, {5, "missed 5"}, {6, "after 6"}}
 	for i, w := range want {
-		if got[i].ID != w.id || textOf(got[i].Data) != w.text {
-			t.Errorf("resumed event %d = id %q text %q, want %s %q", i, got[i].ID, textOf(got[i].Data), w.id, w.text)
+		if got[i].Seq != w.seq || textOf(got[i].Data) != w.text {
+			t.Errorf("resumed event %d = id %q text %q, want seq %d %q", i, got[i].ID, textOf(got[i].Data), w.seq, w.text)
 		}
 	}
 	select {
@@ -172,7 +175,7 @@ func testProxyIdle(t *testing.T, v *viaProxy) {
 	begin := time.Now()
 	v.post(t, room, "still here")
 	ev := s.Next(t, 5*time.Second)
-	if ev.ID != "1" || textOf(ev.Data) != "still here" {
+	if ev.Seq != 1 || textOf(ev.Data) != "still here" {
 		t.Fatalf("event after idling = id %q text %q, want 1 \"still here\"", ev.ID, textOf(ev.Data))
 	}
 	if d := time.Since(begin); d > deliverWithin {
@@ -281,8 +284,8 @@ func TestProxyNginxGzipBuffered(t *testing.T) {
 			t.Errorf("event %d: id %s again (first as event %d)", i, ev.ID, prev)
 		}
 		seen[ev.ID] = i
-		if want := strconv.Itoa(i + 1); ev.ID != want || textOf(ev.Data) != fmt.Sprintf("m%02d", i+1) {
-			t.Errorf("event %d = id %q text %q, want id %s text m%02d", i, ev.ID, textOf(ev.Data), want, i+1)
+		if ev.Seq != int64(i+1) || textOf(ev.Data) != fmt.Sprintf("m%02d", i+1) {
+			t.Errorf("event %d = id %q text %q, want seq %d text m%02d", i, ev.ID, textOf(ev.Data), i+1, i+1)
 		}
 	}
 	if len(evs) != n {

@@ -25,7 +25,7 @@ func TestTwoNodesOneRedis(t *testing.T) {
 	t.Run("PostOnASeenOnB", func(t *testing.T) {
 		onB := openSSE(t, b.URL+"/chat/hello/events?after=0", "")
 		a.post(t, "hello", "from node A")
-		if ev := onB.Next(t, 5*time.Second); ev.ID != "1" || textOf(ev.Data) != "from node A" {
+		if ev := onB.Next(t, 5*time.Second); ev.Seq != 1 || textOf(ev.Data) != "from node A" {
 			t.Fatalf("node B got %+v", ev)
 		}
 	})
@@ -58,8 +58,8 @@ func TestTwoNodesOneRedis(t *testing.T) {
 			evs := s.Collect(t, posters*each, 30*time.Second)
 			texts := make([]string, len(evs))
 			for j, ev := range evs {
-				if want := strconv.Itoa(j + 1); ev.ID != want {
-					t.Fatalf("subscriber %d: event %d has seq %s, want %s", i, j, ev.ID, want)
+				if want := int64(j + 1); ev.Seq != want {
+					t.Fatalf("subscriber %d: event %d has id %s, want seq %d", i, j, ev.ID, want)
 				}
 				texts[j] = textOf(ev.Data)
 			}
@@ -99,7 +99,7 @@ func TestTwoNodesOneRedis(t *testing.T) {
 		onB := openSSE(t, b.URL+"/chat/move/events?after=0", got[len(got)-1].ID)
 		b.post(t, "move", "on B")
 		evs := onB.Collect(t, 6, 5*time.Second)
-		if ids := eventIDs(evs); !slices.Equal(ids, []string{"6", "7", "8", "9", "10", "11"}) {
+		if ids := eventSeqs(evs); !slices.Equal(ids, []int64{6, 7, 8, 9, 10, 11}) {
 			t.Fatalf("after moving: ids %v, want 6..11", ids)
 		}
 		if textOf(evs[5].Data) != "on B" {
@@ -201,8 +201,8 @@ func TestRedisOutage(t *testing.T) {
 		evs := s.Collect(t, len(acked), 15*time.Second)
 		texts := make([]string, len(evs))
 		for j, ev := range evs {
-			if ev.ID != strconv.Itoa(j+1) {
-				t.Fatalf("subscriber %d: event %d has seq %s", i, j, ev.ID)
+			if ev.Seq != int64(j+1) {
+				t.Fatalf("subscriber %d: event %d has id %s", i, j, ev.ID)
 			}
 			texts[j] = textOf(ev.Data)
 		}

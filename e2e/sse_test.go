@@ -9,11 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hxchat/hxchat/chat"
 )
 
 // sseEvent is one message event of a stream.
 type sseEvent struct {
-	ID   string
+	ID   string // as sent: "SEQ-EPOCH" (or "SEQ")
+	Seq  int64  // the seq of ID (chat.ParseCursor); 0 when ID is none
 	Data string
 }
 
@@ -31,6 +34,12 @@ type sseClient struct {
 // member list for #presence rather than a message.
 func isPresence(data string) bool {
 	return strings.HasPrefix(data, `<hx-partial hx-target="#presence"`)
+}
+
+// isStreamStatus reports whether an event's data is for #stream-status:
+// a stream's opening (which empties it) or a refusal's notice.
+func isStreamStatus(data string) bool {
+	return strings.HasPrefix(data, `<hx-partial hx-target="#stream-status"`)
 }
 
 // openSSE opens url (with Last-Event-ID when lastID is not empty) and reads
@@ -141,6 +150,8 @@ func readEvents(r io.Reader, event, presence func(sseEvent), comment func(), ret
 			if data != nil {
 				ev.Data = strings.Join(data, "\n")
 				switch {
+				case isStreamStatus(ev.Data):
+					// not a message: the stream's own notice
 				case !isPresence(ev.Data):
 					event(ev)
 				case presence != nil:
@@ -157,6 +168,9 @@ func readEvents(r io.Reader, event, presence func(sseEvent), comment func(), ret
 			comment()
 		case "id":
 			ev.ID = value
+			if c, ok := chat.ParseCursor(value); ok {
+				ev.Seq = c.Seq
+			}
 		case "data":
 			data = append(data, value)
 		case "retry":

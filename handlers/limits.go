@@ -338,9 +338,10 @@ func (l *streamLimiter) Acquire(addr netip.Addr) (release func(), ok bool, which
 	}, true, ""
 }
 
-// admit takes a stream slot for r's client, or answers 503 with
-// Retry-After and the reason. On ok the caller must call release when the
-// stream ends.
+// admit takes a stream slot for r's client, or refuses the stream
+// (refuseStream: a short event stream with Retry-After, a retry: and the
+// reason, which htmx keeps retrying, unlike a 503). On ok the caller must
+// call release when the stream ends.
 func (s *Streams) admit(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
 	release, ok, which := s.limits.Acquire(clientOf(r))
 	if ok {
@@ -351,7 +352,6 @@ func (s *Streams) admit(w http.ResponseWriter, r *http.Request) (release func(),
 	if which == "streams_total" {
 		reason = "the server has too many open streams; try again shortly"
 	}
-	w.Header().Set("Retry-After", retryAfterSeconds)
-	http.Error(w, reason, http.StatusServiceUnavailable)
+	refuseStream(w, s.cfg.Retry, reason)
 	return nil, false
 }

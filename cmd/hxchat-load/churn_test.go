@@ -7,12 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hxchat/hxchat/chat"
 )
 
 // scriptedMsg is message event seq carrying the tracker's text of message
@@ -74,12 +75,12 @@ func TestChurnedStream(t *testing.T) {
 					io.WriteString(w, "retry: 3600000\n\n"+scriptedMsg(tr, 1, 0)+scriptedMsg(tr, 2, 1)+
 						"id: 3\ndata: <li id=\"msg-3\" class=\"msg\">")
 				} else {
-					cursor, err := strconv.Atoi(r.Header.Get("Last-Event-ID"))
-					if err != nil {
+					cursor, ok := chat.ParseCursor(r.Header.Get("Last-Event-ID"))
+					if !ok {
 						http.Error(w, "bad cursor", http.StatusBadRequest)
 						return
 					}
-					for seq := cursor + 1 + c.offset; seq <= last; seq++ {
+					for seq := int(cursor.Seq) + 1 + c.offset; seq <= last; seq++ {
 						io.WriteString(w, scriptedMsg(tr, seq, seq-1))
 					}
 				}

@@ -16,6 +16,10 @@ import (
 // presencePrefix starts the data of a presence event, which is no message.
 const presencePrefix = `<hx-partial hx-target="#presence"`
 
+// statusPrefix starts the data of a stream's own notice (its opening, or a
+// refusal saying why), which is no message either.
+const statusPrefix = `<hx-partial hx-target="#stream-status"`
+
 // sseParser reads an event stream as a browser's EventSource does: the last
 // event id is set by any id field (presence events included) and kept
 // across events and reconnects; retry sets the reconnect delay. It keeps
@@ -96,7 +100,7 @@ func (l *loader) subscriber(ctx context.Context, s *subState, connected func(n i
 		return
 	}
 	onEvent := func(id, data []byte) {
-		if bytes.HasPrefix(data, []byte(presencePrefix)) {
+		if bytes.HasPrefix(data, []byte(presencePrefix)) || bytes.HasPrefix(data, []byte(statusPrefix)) {
 			return
 		}
 		seq, ok := parseSeq(id)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hxchat/hxchat/chat"
 )
 
 // histogram is a lock-free log-linear histogram of durations: 64 buckets
@@ -167,10 +169,28 @@ func cutUint(b []byte) (v int64, rest []byte, ok bool) {
 	return v, b[i:], true
 }
 
-// parseSeq reads an event id that is a whole decimal number.
+// parseSeq reads the seq of an event id: a cursor "SEQ-EPOCH" or a bare
+// "SEQ", as chat.ParseCursor reads it (a test holds the two to the same
+// answers). It works on the bytes, without the allocation a string would
+// cost on every delivery.
 func parseSeq(b []byte) (int64, bool) {
 	v, rest, ok := cutUint(b)
-	return v, ok && len(rest) == 0
+	if !ok || len(b)-len(rest) > 19 {
+		return 0, false
+	}
+	if len(rest) == 0 {
+		return v, true
+	}
+	epoch, ok := bytes.CutPrefix(rest, []byte("-"))
+	if !ok || len(epoch) == 0 || len(epoch) > chat.MaxEpochLen {
+		return 0, false
+	}
+	for _, c := range epoch {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
+			return 0, false
+		}
+	}
+	return v, true
 }
 
 // recentSeqs is how many seqs below the newest a subscriber remembers to

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hxchat/hxchat/chat"
 )
 
 // TestScriptedStream runs one subscriber against a scripted stream with a
@@ -203,5 +205,20 @@ func TestRefusesRemote(t *testing.T) {
 	err := run(context.Background(), []string{"-url", "http://192.0.2.1:8080"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "-allow-remote") {
 		t.Errorf("run against a remote target: %v, want a refusal naming -allow-remote", err)
+	}
+}
+
+// parseSeq reads event ids as the server's chat.ParseCursor does.
+func TestParseSeqAgreesWithParseCursor(t *testing.T) {
+	for _, id := range []string{
+		"0", "1", "42", "42-9f3a61c0", "7-a", "7-0123456789abcdef", "7-0123456789abcdefg",
+		"9223372036854775807", "9223372036854775808", "00000000000000000001", "0000000000000000001",
+		"", "-", "-1", "1-", "1--a", "1-A", "1-ab-c", "1 ", " 1", "1-ab\x00", "x", "1x", "12-é",
+	} {
+		seq, ok := parseSeq([]byte(id))
+		c, wantOK := chat.ParseCursor(id)
+		if ok != wantOK || (ok && seq != c.Seq) {
+			t.Errorf("parseSeq(%q) = %d, %v; chat.ParseCursor: %d, %v", id, seq, ok, c.Seq, wantOK)
+		}
 	}
 }
