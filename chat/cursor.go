@@ -46,7 +46,7 @@ func (c Cursor) String() string { return string(c.AppendText(nil)) }
 // letters and digits. Anything else is not a cursor (ok is false).
 func ParseCursor(s string) (c Cursor, ok bool) {
 	seq, epoch, hasEpoch := strings.Cut(s, "-")
-	if seq == "" || len(seq) > 19 || strings.IndexFunc(seq, notDigit) >= 0 {
+	if seq == "" || strings.IndexFunc(seq, notDigit) >= 0 {
 		return Cursor{}, false
 	}
 	n, err := strconv.ParseInt(seq, 10, 64)

@@ -56,3 +56,13 @@ func TestCursorRoundTrip(t *testing.T) {
 		t.Errorf("two NewEpoch calls gave the same epoch")
 	}
 }
+
+// Leading zeros are digits like any other (found by FuzzCursor).
+func TestParseCursorLeadingZeros(t *testing.T) {
+	if got, ok := ParseCursor("00000000000000000000"); !ok || got != (Cursor{}) {
+		t.Errorf("ParseCursor(20 zeros) = %v, %v; want seq 0, true", got, ok)
+	}
+	if got, ok := ParseCursor("000000000000000000042-ab"); !ok || got != (Cursor{Epoch: "ab", Seq: 42}) {
+		t.Errorf("ParseCursor(zeros, 42, epoch) = %v, %v", got, ok)
+	}
+}
