@@ -74,6 +74,8 @@ type Streams struct {
 	closing bool
 	wg      sync.WaitGroup
 	conns   sync.Map // r3labs stream id → *stream
+
+	frames *frames // see frames
 }
 
 // NewStreams returns the SSE endpoint.
@@ -90,7 +92,7 @@ func NewStreams(logger *slog.Logger, hub Subscriber, m *Metrics, cfg StreamConfi
 		cfg.WriteTimeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Streams{logger: logger, hub: hub, metrics: m, cfg: cfg, srv: newSSEServer(), ctx: ctx, cancel: cancel}
+	s := &Streams{logger: logger, hub: hub, metrics: m, cfg: cfg, srv: newSSEServer(), frames: newFrames(), ctx: ctx, cancel: cancel}
 	s.limits = newStreamLimiter(cfg.MaxStreamsPerClient, cfg.MaxStreams)
 	// An event published before r3labs registered the connection's
 	// subscriber is broadcast to nobody: a stream takes events only from
@@ -255,9 +257,7 @@ func (s *Streams) newStream(r *http.Request, room string, release func(), raw bo
 
 // follow makes f the stream's follower, closed with the stream.
 func (c *stream) follow(f *chat.Follower) {
-	c.mu.Lock()
-	c.f = f
-	c.mu.Unlock()
+	c.f = f // before the stream serves: r3labs' goroutines start after
 	c.cleanup = append(c.cleanup, f.Close)
 }
 

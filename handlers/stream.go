@@ -23,6 +23,7 @@ package handlers
 
 import (
 	"context"
+	"hash/maphash"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -54,6 +55,44 @@ const endGrace = 200 * time.Millisecond
 // ping is the heartbeat, one event shared by every stream.
 var ping = &sse.Event{Comment: []byte("ping")}
 
+// framed is an event as r3labs takes it, with the follower's event it was
+// made from.
+type framed struct {
+	src *chat.Event
+	ev  *sse.Event
+}
+
+// frameSlots is the size of the frame cache: far more than the messages
+// in flight at once, so the events of a burst rarely evict each other.
+const frameSlots = 1024
+
+// frames caches framed events by the follower's event they were made from.
+// A live message's event is one *chat.Event shared by every follower of its
+// room, so a message is framed once per fan-out, not once per subscriber
+// (r3labs only reads its events), and events offered again later from a
+// follower's queue find their frame too. A collision only costs a frame.
+type frames struct {
+	seed  maphash.Seed
+	slots [frameSlots]atomic.Pointer[framed]
+}
+
+func newFrames() *frames { return &frames{seed: maphash.MakeSeed()} }
+
+// frame returns ev as r3labs takes it.
+func (fs *frames) frame(ev *chat.Event) *sse.Event {
+	slot := &fs.slots[maphash.Comparable(fs.seed, ev)%frameSlots]
+	if f := slot.Load(); f != nil && f.src == ev {
+		return f.ev
+	}
+	data := ev.HTML
+	if len(data) == 0 {
+		data = []byte(" ") // an empty data field would end r3labs' loop
+	}
+	e := &sse.Event{ID: ev.ID, Data: data}
+	slot.Store(&framed{src: ev, ev: e})
+	return e
+}
+
 // newSSEServer returns r3labs' server as hxchat uses it: streams made and
 // removed by hand, no replay log, multi-line data split into data lines.
 func newSSEServer() *sse.Server {
@@ -79,16 +118,16 @@ type stream struct {
 	cleanup []func() // run by close, last first
 
 	ready atomic.Bool // r3labs registered the subscriber: events may be handed over
+	// inflight counts events handed to r3labs and not yet written. It is
+	// raised only after a successful hand-over, so it never exceeds what
+	// is really pending: while it is above zero, a later event is sure to
+	// be written (and flushed), which is what lets the writer skip a flush.
+	inflight atomic.Int32
 
-	// fmu makes handing an event over and counting it one step, so the
-	// writer's count is exact whenever it looks: it skips a flush only when
-	// a later event is sure to come and flush.
-	fmu      sync.Mutex
-	inflight int // handed to r3labs, not yet written
+	f *chat.Follower // set by follow, before the stream starts to serve
 
 	mu     sync.Mutex
-	f      *chat.Follower // set before the stream starts
-	w      output         // set when the stream starts to serve
+	w      output // set when the stream starts to serve
 	beat   *time.Timer
 	life   *time.Timer
 	grace  *time.Timer // cuts a last write that takes too long
@@ -102,26 +141,19 @@ var _ chat.Sink = (*stream)(nil)
 // flightWindow are in flight. The follower calls it under its lock, one
 // call at a time.
 func (c *stream) Offer(ev *chat.Event) bool {
-	if !c.ready.Load() {
+	if !c.ready.Load() || c.inflight.Load() >= flightWindow {
 		return false
 	}
-	data := ev.HTML
-	if len(data) == 0 {
-		data = []byte(" ") // an empty data field would end r3labs' loop
-	}
-	return c.publish(&sse.Event{ID: ev.ID, Data: data}, flightWindow)
+	return c.publish(c.s.frames.frame(ev))
 }
 
-// publish hands ev to r3labs if fewer than limit events are in flight.
-func (c *stream) publish(ev *sse.Event, limit int) bool {
-	c.fmu.Lock()
-	defer c.fmu.Unlock()
-	// TryPublish fails when r3labs' buffer is full for a moment, or the
-	// stream is ending.
-	if c.inflight >= limit || !c.s.srv.TryPublish(c.id, ev) {
+// publish hands ev to r3labs. TryPublish fails when r3labs' buffer is full
+// for a moment, or the stream is ending.
+func (c *stream) publish(ev *sse.Event) bool {
+	if !c.s.srv.TryPublish(c.id, ev) {
 		return false
 	}
-	c.inflight++
+	c.inflight.Add(1)
 	return true
 }
 
@@ -139,28 +171,15 @@ func (c *stream) End(err error) {
 // may hand over more. It reports whether more are in flight (the output
 // then leaves the flush to the last of them).
 func (c *stream) written() (more bool) {
-	c.fmu.Lock()
-	c.inflight--
-	c.fmu.Unlock()
-	c.pump()
-	c.fmu.Lock()
-	defer c.fmu.Unlock()
-	return c.inflight > 0
+	c.inflight.Add(-1)
+	c.f.Pump()
+	return c.inflight.Load() > 0
 }
 
 // subscribed runs once r3labs registered the subscriber: events may flow.
 func (c *stream) subscribed() {
 	c.ready.Store(true)
-	c.pump()
-}
-
-func (c *stream) pump() {
-	c.mu.Lock()
-	f := c.f
-	c.mu.Unlock()
-	if f != nil {
-		f.Pump()
-	}
+	c.f.Pump()
 }
 
 // close undoes what newStream, follow and join set up, last first.
@@ -242,8 +261,8 @@ func (c *stream) heartbeat() {
 	if c.ending {
 		return
 	}
-	if c.ready.Load() {
-		c.publish(ping, 1) // only when nothing is in flight
+	if c.ready.Load() && c.inflight.Load() == 0 {
+		c.publish(ping)
 	}
 	c.beat.Reset(c.s.cfg.Heartbeat)
 }
