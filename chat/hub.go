@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -180,9 +181,18 @@ func (h *Hub) Post(ctx context.Context, room string, author Author, text string)
 	return m, nil
 }
 
+// fanoutChunk is how many followers one goroutine hands a message to: a
+// room with more is fanned out by up to GOMAXPROCS goroutines at once.
+const fanoutChunk = 1024
+
+// followerLists holds the lists a large room's fan-out is split from.
+var followerLists = sync.Pool{New: func() any { return new([]*Follower) }}
+
 // publish fans m out to the followers of its room. The store calls it in
 // seq order per room, never concurrently for one room; it never blocks on
-// a follower.
+// a follower. A room of many followers is fanned out by several goroutines
+// at once, each taking its share of them; publish returns when all are
+// done, so every follower still gets the room's messages in order.
 func (h *Hub) publish(m Message) {
 	h.mu.RLock()
 	n := len(h.rooms[m.Room])
@@ -199,12 +209,40 @@ func (h *Hub) publish(m Message) {
 	}
 	d := &Delivery{Message: m, Event: Event{ID: Cursor{Epoch: m.Epoch, Seq: m.Seq}.AppendText(nil), HTML: html}}
 	h.mu.RLock()
-	n = 0
-	for f := range h.rooms[m.Room] {
-		f.deliver(d)
-		n++
+	fs := h.rooms[m.Room]
+	n = len(fs)
+	workers := min(runtime.GOMAXPROCS(0), (n+fanoutChunk-1)/fanoutChunk)
+	if workers <= 1 {
+		for f := range fs {
+			f.deliver(d)
+		}
+		h.mu.RUnlock()
+	} else {
+		// Split outside the lock: a follower that leaves meanwhile is
+		// ended, and deliver ignores it.
+		list := followerLists.Get().(*[]*Follower)
+		for f := range fs {
+			*list = append(*list, f)
+		}
+		h.mu.RUnlock()
+		share := (n + workers - 1) / workers
+		var wg sync.WaitGroup
+		for i := share; i < n; i += share {
+			part := (*list)[i:min(i+share, n)]
+			wg.Go(func() {
+				for _, f := range part {
+					f.deliver(d)
+				}
+			})
+		}
+		for _, f := range (*list)[:share] {
+			f.deliver(d)
+		}
+		wg.Wait()
+		clear(*list)
+		*list = (*list)[:0]
+		followerLists.Put(list)
 	}
-	h.mu.RUnlock()
 	if h.opts.OnDeliver != nil {
 		h.opts.OnDeliver(m, n)
 	}

@@ -657,6 +657,7 @@ func TestHubPostNeverBlocks(t *testing.T) {
 		case <-time.After(wait):
 			t.Fatalf("%d posts to rooms of stalled followers did not finish within %v", posts, wait)
 		}
+		synctest.Wait() // the fan-out runs after the posts return
 		// Every message was handed to every follower of its room (a
 		// stalled one only notes how far the room got), and each follower
 		// overflowed once, after one message.

@@ -18,9 +18,9 @@ const DefaultMaxRooms = 10000
 // memory, for at most a bounded number of rooms: when a new room would
 // exceed it, the room that was posted to least recently is forgotten.
 // History is lost when the process ends: each MemoryStore is an epoch of
-// its own. Each room's messages reach its watchers in seq order: a room's
-// publish lock is taken, in seq order, before the store's lock is let go,
-// so fan-out runs outside the store's lock and still in order.
+// its own. Appends queue their messages for the watchers under the store's
+// lock, so the watchers get each room's messages in seq order, and no
+// append waits for a fan-out (see Watchers).
 type MemoryStore struct {
 	retention int
 	maxRooms  int
@@ -58,10 +58,9 @@ var (
 // memRoom is a ring of the newest messages: msgs[(seq-base-1) % retention]
 // holds seq.
 type memRoom struct {
-	pub  sync.Mutex // held while the room's newest message is published
-	base int64      // seqs up to base were given out before the room was forgotten
-	last int64      // newest seq
-	msgs []Message  // ring buffer, grows up to retention
+	base int64     // seqs up to base were given out before the room was forgotten
+	last int64     // newest seq
+	msgs []Message // ring buffer, grows up to retention
 	elem *list.Element
 }
 
@@ -109,12 +108,8 @@ func (s *MemoryStore) Append(ctx context.Context, m Message) (Message, error) {
 	} else {
 		r.msgs[(m.Seq-r.base-1)%int64(s.retention)] = m
 	}
-	// Taken before s.mu is let go: the next append of the room waits here
-	// until this one is published, so watchers get the room in seq order.
-	r.pub.Lock()
+	s.watchers.Queue(m)
 	s.mu.Unlock()
-	defer r.pub.Unlock()
-	s.watchers.Publish(m)
 	return m, nil
 }
 

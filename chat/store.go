@@ -30,7 +30,10 @@ type Store interface {
 	// Recent, so a reader that calls Watch and then Since misses nothing.
 	// When the room's history is lost, the messages of the new history
 	// carry a new Epoch (and count from 1 again). After a lost connection a
-	// shared store catches up from its log before delivering live again.
+	// shared store catches up from its log before delivering live again. A
+	// store whose fan-out falls far behind may skip its oldest messages
+	// (chat.MaxQueued): watchers then meet a gap, which readers fill from
+	// Since.
 	// fn must not block and must not call the store. stop may be called
 	// more than once, also from fn; once it returns, fn is not called
 	// again but for at most one call already under way.

@@ -11,8 +11,8 @@
 // A database file is one epoch: the epoch is made when the file is created
 // and kept in it, so every message of the file carries the same Epoch, a
 // reopened file keeps it and a new file (or MemoryPath store) has a new
-// one. Watchers are called by the writer goroutine, after each commit, in
-// commit order, which is seq order within a room.
+// one. The writer queues each committed batch for the watchers in commit
+// order, which is seq order within a room (chat.Watchers).
 package sqlite
 
 import (
@@ -370,12 +370,13 @@ func (s *Store) query(ctx context.Context, stmt *sql.Stmt, room string, most int
 	return out, nil
 }
 
-// Watch implements chat.Store. fn is called by the writer goroutine after
-// the transaction holding a message of room has committed and its Append
-// has been answered, so a message handed to fn is visible to Since and
-// Recent; a room's messages come in seq order. fn shares the goroutine with
-// every append: it must not block, and it must not call the store. Watching
-// a closed store is allowed and calls fn never.
+// Watch implements chat.Store. fn is called after the transaction holding
+// a message of room has committed and its Append has been answered, so a
+// message handed to fn is visible to Since and Recent; a room's messages
+// come in seq order, from a fan-out goroutine that runs while messages wait
+// (chat.Watchers), never from the writer. fn must not block, and it must
+// not call the store. Watching a closed store is allowed and calls fn
+// never.
 func (s *Store) Watch(room string, fn func(chat.Message)) (stop func()) {
 	return s.watchers.Watch(room, fn)
 }

@@ -25,7 +25,7 @@ type appendResult struct {
 // to maxBatch) and commits them in one transaction, so concurrent posters
 // share one fsync; between batches it deletes messages that fell out of
 // retention, a bounded number per transaction. After a commit it answers
-// the batch's callers, then hands its messages to the watchers in commit
+// the batch's callers, then queues its messages for the watchers in commit
 // order: seqs are assigned here, one batch at a time, so a room's messages
 // reach its watchers in seq order without anyone sorting them.
 type writer struct {
@@ -208,12 +208,12 @@ func (w *writer) commit(batch []*appendReq) {
 		r.done <- appendResult{seq: seqs[i]}
 	}
 	for i, r := range live {
-		// Unwatched rooms (most, on a busy server) cost no copy.
-		if w.watchers.Watched(r.m.Room) {
-			m := r.m
-			m.Seq, m.Epoch = seqs[i], w.epoch
-			w.watchers.Publish(m)
-		}
+		// Queued in commit order; the fan-out runs on a goroutine of
+		// its own, so the next batch never waits for it. Unwatched rooms
+		// (most, on a busy server) cost nothing.
+		m := r.m
+		m.Seq, m.Epoch = seqs[i], w.epoch
+		w.watchers.Queue(m)
 	}
 }
 

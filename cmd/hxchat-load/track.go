@@ -174,8 +174,8 @@ func cutUint(b []byte) (v int64, rest []byte, ok bool) {
 // answers). It works on the bytes, without the allocation a string would
 // cost on every delivery.
 func parseSeq(b []byte) (int64, bool) {
-	v, rest, ok := cutUint(b)
-	if !ok || len(b)-len(rest) > 19 {
+	v, rest, ok := cutUint(b) // overflow is not ok; leading zeros are
+	if !ok {
 		return 0, false
 	}
 	if len(rest) == 0 {
