@@ -512,6 +512,7 @@ func TestHubOverflowOnceUnderConcurrentPosts(t *testing.T) {
 		if !waitTimeout(&wg, wait) {
 			t.Fatalf("%d posters into a room of stalled followers did not finish within %v", posters, wait)
 		}
+		synctest.Wait() // the fan-out runs after the posts return
 		if got := h.Subscribers("lobby"); got != stalled {
 			t.Errorf("Subscribers = %d after the posts, want all %d: nobody is dropped", got, stalled)
 		}
@@ -566,6 +567,7 @@ func TestHubOverflowReportedOnceWhenPostsRace(t *testing.T) {
 		if _, err := post(t, h, "lobby", "alice", "fills the queue"); err != nil {
 			t.Fatalf("Post: %v", err)
 		}
+		synctest.Wait() // its fan-out, which runs after the post returned
 		armed.Store(true)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
@@ -581,6 +583,7 @@ func TestHubOverflowReportedOnceWhenPostsRace(t *testing.T) {
 		if !waitTimeout(&wg, 2*wait) {
 			t.Fatalf("racing posts did not finish within %v", 2*wait)
 		}
+		synctest.Wait()
 		if n := overlap.Load(); n != 0 {
 			t.Errorf("%d fan-outs of one room overlapped; the store must hand them on one at a time", n)
 		}
