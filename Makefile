@@ -62,8 +62,10 @@ smoke-load: assets
 
 # Go benchmarks (e2e, store Append, the fan-out yardstick with the ratio
 # hxchat/limit) and the load-tool scenarios (fanout1000, rooms10, idle10k,
-# fanout10k) against a server started on 127.0.0.1:18080 (BENCH_ADDR), the
-# scenarios printed as one table; see docs/PERFORMANCE.md.
+# fanout10k) against a server started on 127.0.0.1:18080 (BENCH_ADDR), then
+# fanout10k against the yardstick (hxchat-load -serve-yardstick on
+# 127.0.0.1:18081, BENCH_LIMIT_ADDR), the scenarios printed as one table with
+# the p99 ratio of the two fanout10k runs; see docs/PERFORMANCE.md.
 bench: assets
 	GO=$(GO) ./scripts/bench.sh
 

@@ -18,24 +18,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hxchat/hxchat/chat"
+	"github.com/hxchat/hxchat/internal/yardstick"
 	"github.com/hxchat/hxchat/views"
 )
 
 // BenchmarkFanout1000 measures fan-out to 1000 SSE subscribers of one room
 // over real loopback HTTP: each round posts 100 messages with hub.Post (the
 // same posting path for both) and waits until every subscriber has read
-// every message. "limit" is a minimal hand-written broadcaster (encode
-// once, one bounded channel per subscriber, non-blocking send, one flush
-// per batch): the yardstick hxchat's hub + stream path is measured against.
+// every message. "limit" is a minimal hand-written broadcaster
+// (yardstick.Broadcaster: encode once, one bounded channel per subscriber,
+// non-blocking send, one flush per batch): the yardstick hxchat's hub +
+// stream path is measured against.
 //
 //	go test -run '^$' -bench Fanout1000 -benchtime 3x ./handlers/
 func BenchmarkFanout1000(b *testing.B) {
 	b.Run("limit", func(b *testing.B) {
 		hub := chat.NewHub(chat.NewMemoryStore(0), chat.HubOptions{Render: views.RenderMessage})
-		bc := newBroadcaster()
+		bc := yardstick.New()
 		ts := httptest.NewServer(bc)
 		defer ts.Close()
-		defer bc.close()
+		defer bc.Close()
 		benchFanout(b, ts.URL+"/", func(ctx context.Context, room string, a chat.Author, text string) error {
 			// Post has no subscribers to fan out to here: it validates and
 			// stores; the render and fan-out are the broadcaster's.
@@ -47,7 +49,7 @@ func BenchmarkFanout1000(b *testing.B) {
 			if err != nil {
 				return err
 			}
-			bc.publish(m.Seq, html)
+			bc.Publish(m.Seq, html)
 			return nil
 		})
 	})
@@ -149,87 +151,4 @@ func writeSyscalls(b *testing.B) int64 {
 		}
 	}
 	return 0
-}
-
-// broadcaster is the yardstick: the least an SSE fan-out has to do.
-type broadcaster struct {
-	mu   sync.RWMutex
-	subs map[chan []byte]struct{}
-	done chan struct{}
-}
-
-func newBroadcaster() *broadcaster {
-	return &broadcaster{subs: make(map[chan []byte]struct{}), done: make(chan struct{})}
-}
-
-func (bc *broadcaster) close() { close(bc.done) }
-
-// publish encodes the event once and queues it for every subscriber,
-// dropping those whose queue is full.
-func (bc *broadcaster) publish(seq int64, html []byte) {
-	ev := append(append([]byte("id: "), strconv.FormatInt(seq, 10)...), '\n')
-	for line := range bytes.SplitSeq(html, []byte("\n")) {
-		ev = append(append(append(ev, "data: "...), line...), '\n')
-	}
-	ev = append(ev, '\n')
-	bc.mu.Lock() // a write lock: dropping removes from the map
-	for c := range bc.subs {
-		select {
-		case c <- ev:
-		default:
-			delete(bc.subs, c)
-			close(c)
-		}
-	}
-	bc.mu.Unlock()
-}
-
-func (bc *broadcaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := make(chan []byte, 256)
-	bc.mu.Lock()
-	bc.subs[c] = struct{}{}
-	bc.mu.Unlock()
-	defer func() {
-		bc.mu.Lock()
-		if _, ok := bc.subs[c]; ok {
-			delete(bc.subs, c)
-			close(c)
-		}
-		bc.mu.Unlock()
-	}()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	if rc.Flush() != nil {
-		return
-	}
-	for {
-		select {
-		case ev, ok := <-c:
-			if !ok {
-				return // dropped as too slow
-			}
-			// Write everything queued, then flush once.
-			for more := true; more; {
-				if _, err := w.Write(ev); err != nil {
-					return
-				}
-				select {
-				case ev, ok = <-c:
-					if !ok {
-						return
-					}
-				default:
-					more = false
-				}
-			}
-			if rc.Flush() != nil {
-				return
-			}
-		case <-r.Context().Done():
-			return
-		case <-bc.done:
-			return
-		}
-	}
 }

@@ -6,6 +6,9 @@
 #                            subscribers reconnecting each minute (not in CI)
 # The soak's length and settle time can be shortened to try the script:
 # SOAK_DURATION=2m SOAK_SETTLE=30s scripts/bench.sh soak.
+# fanout10k runs twice, against hxchat and against the yardstick
+# (hxchat-load -serve-yardstick on 127.0.0.1:18081, BENCH_LIMIT_ADDR: the
+# hand-written broadcaster), and the ratio of their p99s is printed.
 # Needs the htmx assets in static/dist (make assets), bash, awk, curl, column
 # and jq.
 set -euo pipefail
@@ -13,6 +16,7 @@ cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
 ADDR=${BENCH_ADDR:-127.0.0.1:18080}
+LIMIT_ADDR=${BENCH_LIMIT_ADDR:-127.0.0.1:18081}
 mode=${1:-bench}
 case $mode in bench | load | soak) ;; *)
 	echo "usage: $0 [bench|load|soak]" >&2
@@ -69,18 +73,32 @@ start_server() {
 	./bin/hxchat -addr "$ADDR" -db :memory: -post-rate 0 -max-streams-per-client 0 "$@" \
 		>"$out/server.out" 2>"$out/server.log" &
 	server_pid=$!
+	wait_healthy hxchat "$ADDR"
+}
+
+# start_yardstick: the yardstick on $LIMIT_ADDR, in place of the server:
+# a broadcaster per room behind the URLs the load tool uses, no store, no
+# replay (internal/yardstick). stop_server stops it.
+start_yardstick() {
+	./bin/hxchat-load -serve-yardstick "$LIMIT_ADDR" >"$out/server.out" 2>"$out/server.log" &
+	server_pid=$!
+	wait_healthy yardstick "$LIMIT_ADDR"
+}
+
+# wait_healthy NAME ADDR: until the server just started answers /healthz.
+wait_healthy() {
 	for _ in $(seq 50); do
 		# A server that exited (the port taken, say) must not pass for
-		# started because another process answers /healthz on $ADDR.
+		# started because another process answers /healthz on $2.
 		if ! kill -0 "$server_pid" 2>/dev/null; then
-			echo "hxchat exited:" >&2
+			echo "$1 exited:" >&2
 			cat "$out/server.log" >&2
 			exit 1
 		fi
-		if curl -fsS "http://$ADDR/healthz" >/dev/null 2>&1; then return 0; fi
+		if curl -fsS "http://$2/healthz" >/dev/null 2>&1; then return 0; fi
 		sleep 0.1
 	done
-	echo "hxchat did not start:" >&2
+	echo "$1 did not start:" >&2
 	cat "$out/server.log" >&2
 	exit 1
 }
@@ -91,12 +109,13 @@ stop_server() {
 	server_pid=""
 }
 
-# load NAME ARGS...: one load-tool run, its JSON in $out/NAME.json.
+# load NAME ARGS...: one load-tool run against $ADDR (target=ADDR load …:
+# against that), its JSON in $out/NAME.json.
 load() {
 	local name=$1
 	shift
 	echo "== load: $name ($*)" >&2
-	./bin/hxchat-load -url "http://$ADDR" -progress 0 -json "$@" >"$out/$name.json"
+	./bin/hxchat-load -url "http://${target:-$ADDR}" -progress 0 -json "$@" >"$out/$name.json"
 }
 
 # row NAME: a table row from a load report ("skipped" when it did not run).
@@ -176,15 +195,30 @@ if ((big)); then
 	start_server
 	load idle10k -subscribers 10000 -rooms 1 -posters 0 -rate 0 -warmup 2s -duration 20s -sample 5s -connect-timeout 60s
 	stop_server
+	# fanout10k-limit: the same load against the yardstick (issue 10: the
+	# p99 within 1.3x of it), fresh and in the same run.
+	fanout10k=(-subscribers 10000 -rooms 1 -posters 4 -rate 10 -duration 60s -connect-timeout 60s -drain 30s)
 	start_server
-	load fanout10k -subscribers 10000 -rooms 1 -posters 4 -rate 10 -duration 60s -connect-timeout 60s -drain 30s
+	load fanout10k "${fanout10k[@]}"
+	stop_server
+	start_yardstick
+	target=$LIMIT_ADDR load fanout10k-limit "${fanout10k[@]}"
 	stop_server
 fi
 
-loads() { load_header; row fanout1000; row rooms10; row idle10k; row fanout10k; }
+loads() { load_header; row fanout1000; row rooms10; row idle10k; row fanout10k; row fanout10k-limit; }
+
+# limit_ratio: fanout10k's p99 over the yardstick's, when both ran.
+limit_ratio() {
+	[[ -f $out/fanout10k.json && -f $out/fanout10k-limit.json ]] || return 0
+	jq -rn --slurpfile h "$out/fanout10k.json" --slurpfile l "$out/fanout10k-limit.json" \
+		'$h[0].latency.p99_ms as $x | $l[0].latency.p99_ms as $y |
+		"fanout10k p99: hxchat \($x) ms / limit \($y) ms = \(if $y > 0 then ($x / $y * 100 | round / 100) else "n/a" end) (aim <= 1.3)"'
+}
 
 if [[ $mode == load ]]; then
 	loads | column -t -s $'\t'
+	limit_ratio
 	exit 0
 fi
 
@@ -213,3 +247,4 @@ awk '/^BenchmarkFanout1000\/limit/ { for (i = 3; i < NF; i++) if ($(i+1) == "del
 	END { if (l > 0) printf "yardstick: hxchat %.0f / limit %.0f deliveries/s = %.2f (target >= 0.70)\n", h, l, h / l }' "$out/yardstick.txt"
 echo
 loads | column -t -s $'\t'
+limit_ratio

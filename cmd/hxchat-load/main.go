@@ -18,6 +18,11 @@
 // first receipt of each message at each subscriber. A subscriber that is
 // churned or dropped resumes with Last-Event-ID, so the same rules hold
 // across its streams: every message after the cursor exactly once.
+//
+// With -serve-yardstick ADDR the tool loads nothing: it serves the
+// yardstick (internal/yardstick: a minimal SSE broadcaster per room behind
+// the URLs this tool uses) on ADDR until interrupted, so that the same load
+// can be run against it and against hxchat and the two compared.
 package main
 
 import (
@@ -73,6 +78,7 @@ type options struct {
 	sample         time.Duration
 	settle         time.Duration
 	cpuProfile     string
+	serveYardstick string
 }
 
 // hiddenFlags are left out of -help: tools for working on the load tool
@@ -101,6 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.sample, "sample", 10*time.Second, "interval of the server's RSS and goroutine samples while posting")
 	fs.DurationVar(&o.settle, "settle", 5*time.Minute, "samples before this much posting time are left out of the flatness figures (at most half of -duration)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to this file")
+	fs.StringVar(&o.serveYardstick, "serve-yardstick", "", "load nothing: serve the yardstick (a minimal SSE broadcaster per room, the measure for hxchat's fan-out) on this address until interrupted, for another run's -url")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage of hxchat-load:")
 		// PrintDefaults of a copy that lacks the hidden flags.
@@ -139,6 +146,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-sample must be positive")
 	case o.settle < 0:
 		return o, errors.New("-settle must not be negative")
+	}
+	if o.serveYardstick != "" {
+		host, _, err := net.SplitHostPort(o.serveYardstick)
+		if err != nil {
+			return o, fmt.Errorf("-serve-yardstick %q: %w", o.serveYardstick, err)
+		}
+		if !o.allowRemote && !isLoopback(host) {
+			return o, fmt.Errorf("-serve-yardstick %q is not a loopback address: serve other machines only with -allow-remote", o.serveYardstick)
+		}
 	}
 	u, err := url.Parse(o.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -290,6 +306,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if o.serveYardstick != "" {
+		return serveYardstick(ctx, o.serveYardstick, stdout)
 	}
 	dialer := &net.Dialer{Timeout: o.connectTimeout, KeepAlive: 30 * time.Second}
 	postTr := &http.Transport{
