@@ -79,6 +79,7 @@ type Follower struct {
 	stop context.CancelFunc
 
 	presenceFresh atomic.Bool // no member list was offered yet (see hub_presence.go)
+	shard         *shard      // the hub's part of the room f is in; guarded by Hub.mu
 
 	mu       sync.Mutex
 	state    followState

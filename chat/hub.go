@@ -80,7 +80,7 @@ type Hub struct {
 	presence *hubPresence // broadcasts member lists; see hub_presence.go
 
 	mu    sync.RWMutex
-	rooms map[string]map[*Follower]struct{}
+	rooms map[string]*followers
 
 	wmu     sync.Mutex // guards watches; never held with mu
 	watches map[string]*watch
@@ -141,7 +141,7 @@ func NewHub(store Store, opts HubOptions) *Hub {
 	if opts.PresenceInterval <= 0 {
 		opts.PresenceInterval = DefaultPresenceInterval
 	}
-	h := &Hub{store: store, opts: opts, rooms: make(map[string]map[*Follower]struct{}), watches: make(map[string]*watch)}
+	h := &Hub{store: store, opts: opts, rooms: make(map[string]*followers), watches: make(map[string]*watch)}
 	h.presence = newHubPresence(opts.Presence, opts.RenderPresence, opts.PresenceInterval)
 	return h
 }
@@ -181,23 +181,43 @@ func (h *Hub) Post(ctx context.Context, room string, author Author, text string)
 	return m, nil
 }
 
-// fanoutChunk is how many followers one goroutine hands a message to: a
-// room with more is fanned out by up to GOMAXPROCS goroutines at once.
-const fanoutChunk = 1024
+// fanoutInline is the most followers a room may have to be fanned out on
+// the store's fan-out goroutine itself; a larger room's shards are fanned
+// out by goroutines of their own, in parallel.
+const fanoutInline = 1024
 
-// followerLists holds the lists a large room's fan-out is split from.
-var followerLists = sync.Pool{New: func() any { return new([]*Follower) }}
+// followers is a room's followers, split into shards (one per CPU) that
+// are fanned out independently. A shard hands the room's messages to its
+// followers one after another, in the order the store published them, so
+// every follower gets them in order; the shards of a large room each have
+// a goroutine of their own (while they have work), so one message's
+// fan-out runs on every core and overlaps the previous one's, as posts
+// that race do.
+type followers struct {
+	shards []*shard
+	n      int // followers in all shards
+	next   int // the shard the next follower joins
+}
+
+// shard is a part of a room's followers with its own fan-out queue.
+type shard struct {
+	followers map[*Follower]struct{} // guarded by Hub.mu
+
+	mu      sync.Mutex
+	queue   []*Delivery // waiting for the shard's goroutine, in seq order
+	running bool        // the shard's goroutine runs
+}
 
 // publish fans m out to the followers of its room. The store calls it in
 // seq order per room, never concurrently for one room; it never blocks on
-// a follower. A room of many followers is fanned out by several goroutines
-// at once, each taking its share of them; publish returns when all are
-// done, so every follower still gets the room's messages in order.
+// a follower. In a small room it hands m to each follower itself; in a
+// room of more than fanoutInline followers it queues m for each shard's
+// goroutine and returns.
 func (h *Hub) publish(m Message) {
 	h.mu.RLock()
-	n := len(h.rooms[m.Room])
+	fs := h.rooms[m.Room]
 	h.mu.RUnlock()
-	if n == 0 {
+	if fs == nil {
 		return
 	}
 	// Rendered outside the lock, once for every follower.
@@ -209,42 +229,60 @@ func (h *Hub) publish(m Message) {
 	}
 	d := &Delivery{Message: m, Event: Event{ID: Cursor{Epoch: m.Epoch, Seq: m.Seq}.AppendText(nil), HTML: html}}
 	h.mu.RLock()
-	fs := h.rooms[m.Room]
-	n = len(fs)
-	workers := min(runtime.GOMAXPROCS(0), (n+fanoutChunk-1)/fanoutChunk)
-	if workers <= 1 {
-		for f := range fs {
-			f.deliver(d)
+	n := fs.n
+	h.mu.RUnlock()
+	inline := n <= fanoutInline
+	for _, s := range fs.shards {
+		s.mu.Lock()
+		if inline && !s.running {
+			// Nothing of the shard's is pending: no goroutine needed.
+			s.mu.Unlock()
+			h.deliver(s, d)
+			continue
 		}
-		h.mu.RUnlock()
-	} else {
-		// Split outside the lock: a follower that leaves meanwhile is
-		// ended, and deliver ignores it.
-		list := followerLists.Get().(*[]*Follower)
-		for f := range fs {
-			*list = append(*list, f)
+		if len(s.queue) >= MaxQueued {
+			// The shard cannot keep up: its followers meet a gap and
+			// read the oldest from the store.
+			clear(s.queue[:1])
+			s.queue = s.queue[1:]
 		}
-		h.mu.RUnlock()
-		share := (n + workers - 1) / workers
-		var wg sync.WaitGroup
-		for i := share; i < n; i += share {
-			part := (*list)[i:min(i+share, n)]
-			wg.Go(func() {
-				for _, f := range part {
-					f.deliver(d)
-				}
-			})
+		s.queue = append(s.queue, d)
+		start := !s.running
+		s.running = true
+		s.mu.Unlock()
+		if start {
+			go h.runShard(s)
 		}
-		for _, f := range (*list)[:share] {
-			f.deliver(d)
-		}
-		wg.Wait()
-		clear(*list)
-		*list = (*list)[:0]
-		followerLists.Put(list)
 	}
 	if h.opts.OnDeliver != nil {
 		h.opts.OnDeliver(m, n)
+	}
+}
+
+// deliver hands d to the followers of s.
+func (h *Hub) deliver(s *shard, d *Delivery) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for f := range s.followers {
+		f.deliver(d)
+	}
+}
+
+// runShard fans out s's queue, in order, until it is empty.
+func (h *Hub) runShard(s *shard) {
+	for {
+		s.mu.Lock()
+		q := s.queue
+		s.queue = nil
+		if len(q) == 0 {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		for _, d := range q {
+			h.deliver(s, d)
+		}
 	}
 }
 
@@ -255,10 +293,16 @@ func (h *Hub) join(f *Follower) {
 	h.mu.Lock()
 	fs := h.rooms[f.room]
 	if fs == nil {
-		fs = make(map[*Follower]struct{})
+		fs = &followers{shards: make([]*shard, max(1, runtime.GOMAXPROCS(0)))}
+		for i := range fs.shards {
+			fs.shards[i] = &shard{followers: make(map[*Follower]struct{})}
+		}
 		h.rooms[f.room] = fs
 	}
-	fs[f] = struct{}{}
+	f.shard = fs.shards[fs.next%len(fs.shards)]
+	fs.next++
+	f.shard.followers[f] = struct{}{}
+	fs.n++
 	h.mu.Unlock()
 	h.watch(f.room)
 }
@@ -268,16 +312,29 @@ func (h *Hub) join(f *Follower) {
 func (h *Hub) leave(f *Follower) {
 	h.mu.Lock()
 	fs := h.rooms[f.room]
-	if _, ok := fs[f]; !ok {
+	if _, ok := f.shard.followers[f]; !ok || fs == nil {
 		h.mu.Unlock()
 		return
 	}
-	delete(fs, f)
-	if len(fs) == 0 {
+	delete(f.shard.followers, f)
+	if fs.n--; fs.n == 0 {
 		delete(h.rooms, f.room)
 	}
 	h.mu.Unlock()
 	h.unwatch(f.room)
+}
+
+// each calls fn for every follower of room, under the hub's read lock.
+func (h *Hub) each(room string, fn func(*Follower)) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if fs := h.rooms[room]; fs != nil {
+		for _, s := range fs.shards {
+			for f := range s.followers {
+				fn(f)
+			}
+		}
+	}
 }
 
 // watch takes a reference on room's store watch and member watch,
@@ -329,7 +386,10 @@ func (h *Hub) unwatch(room string) {
 func (h *Hub) Subscribers(room string) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.rooms[room])
+	if fs := h.rooms[room]; fs != nil {
+		return fs.n
+	}
+	return 0
 }
 
 // Since reads the store; see Store.Since.

@@ -222,12 +222,10 @@ func (h *Hub) refreshPresence(room string) {
 // offerPresence offers u to the followers of room: to all of them when
 // it is a new list, else to those that have not had one yet.
 func (h *Hub) offerPresence(room string, u *PresenceUpdate, changed bool) {
-	h.mu.RLock()
-	for f := range h.rooms[room] {
+	h.each(room, func(f *Follower) {
 		if changed || f.presenceFresh.Load() {
 			f.presenceFresh.Store(false)
 			f.offerPresence(u)
 		}
-	}
-	h.mu.RUnlock()
+	})
 }

@@ -9,21 +9,28 @@ import (
 // Watchers is the Watch half of a store whose messages are committed in
 // this process (memory, SQLite): the callbacks of each room. The store
 // hands it each committed message with Queue, in seq order per room (under
-// its lock, or from its one writer goroutine); a goroutine that runs only
-// while messages wait calls the callbacks in that order, so the store
-// never waits for a fan-out and fan-out never holds the store's locks. The
-// zero value is ready to use.
+// its lock, or from its one writer goroutine); for each room, a goroutine
+// that runs only while the room has messages waiting calls the callbacks
+// in that order. So the store never waits for a fan-out, a fan-out never
+// holds the store's locks, and rooms are fanned out in parallel. The zero
+// value is ready to use.
 type Watchers struct {
 	mu    sync.RWMutex
 	rooms map[string][]*watcherFn // replaced, never changed in place
 
-	qmu     sync.Mutex
-	queue   []Message // queued, not yet handed to the callbacks
-	running bool      // a goroutine hands the queue over
+	qmu    sync.Mutex
+	queues map[string]*roomQueue // rooms with messages waiting or being handed over
 }
 
-// MaxQueued bounds the messages waiting for their fan-out. Past it the
-// oldest are skipped: their watchers meet a gap and read them from the
+// roomQueue is one room's messages on their way to its watchers. Rooms
+// are handed over independently, each by a goroutine of its own while it
+// has messages waiting, so a busy room never delays another.
+type roomQueue struct {
+	msgs []Message // queued, not yet handed to the callbacks, in seq order
+}
+
+// MaxQueued bounds the messages of one room waiting for their fan-out.
+// Past it the oldest are skipped: their watchers meet a gap and read them from the
 // store (chat.Follower does), so nothing is lost, only read later.
 const MaxQueued = 4096
 
@@ -64,35 +71,43 @@ func (w *Watchers) Watched(room string) bool {
 	return len(w.rooms[room]) > 0
 }
 
-// Queue hands m to the watchers of its room, after every message queued
-// before it; it never waits for them. Messages of rooms nobody watches are
-// not kept.
+// Queue hands m to the watchers of its room, after every message of the
+// room queued before it, on a goroutine that runs while the room has
+// messages waiting; it never waits for the watchers. Messages of rooms
+// nobody watches are not kept.
 func (w *Watchers) Queue(m Message) {
 	if !w.Watched(m.Room) {
 		return
 	}
 	w.qmu.Lock()
-	if len(w.queue) >= MaxQueued {
-		clear(w.queue[:1])
-		w.queue = w.queue[1:]
+	q := w.queues[m.Room]
+	start := q == nil
+	if start {
+		if w.queues == nil {
+			w.queues = make(map[string]*roomQueue)
+		}
+		q = &roomQueue{}
+		w.queues[m.Room] = q
 	}
-	w.queue = append(w.queue, m)
-	start := !w.running
-	w.running = true
+	if len(q.msgs) >= MaxQueued {
+		clear(q.msgs[:1])
+		q.msgs = q.msgs[1:]
+	}
+	q.msgs = append(q.msgs, m)
 	w.qmu.Unlock()
 	if start {
-		go w.drain()
+		go w.drain(m.Room, q)
 	}
 }
 
-// drain publishes the queue until it is empty, then ends.
-func (w *Watchers) drain() {
+// drain hands room's queue to its watchers until it is empty, then ends.
+func (w *Watchers) drain(room string, q *roomQueue) {
 	for {
 		w.qmu.Lock()
-		batch := w.queue
-		w.queue = nil
+		batch := q.msgs
+		q.msgs = nil
 		if len(batch) == 0 {
-			w.running = false
+			delete(w.queues, room)
 			w.qmu.Unlock()
 			return
 		}
