@@ -53,7 +53,7 @@ func ParseCursor(s string) (c Cursor, ok bool) {
 	if err != nil {
 		return Cursor{}, false
 	}
-	if hasEpoch && !validEpoch(epoch) {
+	if hasEpoch && !ValidEpoch(epoch) {
 		return Cursor{}, false
 	}
 	return Cursor{Epoch: epoch, Seq: n}, true
@@ -61,7 +61,9 @@ func ParseCursor(s string) (c Cursor, ok bool) {
 
 func notDigit(r rune) bool { return r < '0' || r > '9' }
 
-func validEpoch(e string) bool {
+// ValidEpoch reports whether e is an epoch a cursor may carry: 1 to
+// MaxEpochLen lower-case ASCII letters and digits.
+func ValidEpoch(e string) bool {
 	if e == "" || len(e) > MaxEpochLen {
 		return false
 	}

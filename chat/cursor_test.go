@@ -49,7 +49,7 @@ func TestCursorRoundTrip(t *testing.T) {
 			t.Errorf("ParseCursor(%q) = %v, %v; want %v", c.String(), got, ok, c)
 		}
 	}
-	if e := NewEpoch(); len(e) != 8 || !validEpoch(e) {
+	if e := NewEpoch(); len(e) != 8 || !ValidEpoch(e) {
 		t.Errorf("NewEpoch() = %q, want 8 lower-case hex digits", e)
 	}
 	if NewEpoch() == NewEpoch() {

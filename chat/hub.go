@@ -146,9 +146,6 @@ func NewHub(store Store, opts HubOptions) *Hub {
 	return h
 }
 
-// Render renders m with the hub's RenderFunc.
-func (h *Hub) Render(m Message) ([]byte, error) { return h.opts.Render(m) }
-
 // Post validates room, author and text and appends the message to the
 // store, which hands it on to the room's followers. It returns the stored
 // message. Invalid input (author.Name must pass NormalizeName, author.Key
@@ -216,6 +213,10 @@ type shard struct {
 func (h *Hub) publish(m Message) {
 	h.mu.RLock()
 	fs := h.rooms[m.Room]
+	var n int
+	if fs != nil {
+		n = fs.n
+	}
 	h.mu.RUnlock()
 	if fs == nil {
 		return
@@ -228,9 +229,6 @@ func (h *Hub) publish(m Message) {
 		return
 	}
 	d := &Delivery{Message: m, Event: Event{ID: Cursor{Epoch: m.Epoch, Seq: m.Seq}.AppendText(nil), HTML: html}}
-	h.mu.RLock()
-	n := fs.n
-	h.mu.RUnlock()
 	inline := n <= fanoutInline
 	for _, s := range fs.shards {
 		s.mu.Lock()
@@ -390,11 +388,6 @@ func (h *Hub) Subscribers(room string) int {
 		return fs.n
 	}
 	return 0
-}
-
-// Since reads the store; see Store.Since.
-func (h *Hub) Since(ctx context.Context, room string, after int64, limit int) ([]Message, error) {
-	return h.store.Since(ctx, room, after, limit)
 }
 
 // Recent reads the store; see Store.Recent.

@@ -83,8 +83,8 @@ func (s *MemoryStore) Append(ctx context.Context, m Message) (Message, error) {
 		return Message{}, err
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		return Message{}, fmt.Errorf("append to %q: %w", m.Room, ErrClosed)
 	}
 	r := s.rooms[m.Room]
@@ -108,8 +108,7 @@ func (s *MemoryStore) Append(ctx context.Context, m Message) (Message, error) {
 	} else {
 		r.msgs[(m.Seq-r.base-1)%int64(s.retention)] = m
 	}
-	s.watchers.Queue(m)
-	s.mu.Unlock()
+	s.watchers.Queue(m) // under the lock: the queue is in seq order
 	return m, nil
 }
 

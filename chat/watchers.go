@@ -18,20 +18,15 @@ type Watchers struct {
 	mu    sync.RWMutex
 	rooms map[string][]*watcherFn // replaced, never changed in place
 
+	// queues holds each room's messages waiting for their fan-out, in seq
+	// order; a room is in it while its goroutine runs.
 	qmu    sync.Mutex
-	queues map[string]*roomQueue // rooms with messages waiting or being handed over
-}
-
-// roomQueue is one room's messages on their way to its watchers. Rooms
-// are handed over independently, each by a goroutine of its own while it
-// has messages waiting, so a busy room never delays another.
-type roomQueue struct {
-	msgs []Message // queued, not yet handed to the callbacks, in seq order
+	queues map[string][]Message
 }
 
 // MaxQueued bounds the messages of one room waiting for their fan-out.
-// Past it the oldest are skipped: their watchers meet a gap and read them from the
-// store (chat.Follower does), so nothing is lost, only read later.
+// Past it the oldest are skipped: their watchers meet a gap and read them
+// from the store (chat.Follower does), so nothing is lost, only read later.
 const MaxQueued = 4096
 
 type watcherFn struct {
@@ -80,37 +75,32 @@ func (w *Watchers) Queue(m Message) {
 		return
 	}
 	w.qmu.Lock()
-	q := w.queues[m.Room]
-	start := q == nil
-	if start {
-		if w.queues == nil {
-			w.queues = make(map[string]*roomQueue)
-		}
-		q = &roomQueue{}
-		w.queues[m.Room] = q
+	if w.queues == nil {
+		w.queues = make(map[string][]Message)
 	}
-	if len(q.msgs) >= MaxQueued {
-		clear(q.msgs[:1])
-		q.msgs = q.msgs[1:]
+	q, running := w.queues[m.Room]
+	if len(q) >= MaxQueued {
+		clear(q[:1])
+		q = q[1:]
 	}
-	q.msgs = append(q.msgs, m)
+	w.queues[m.Room] = append(q, m)
 	w.qmu.Unlock()
-	if start {
-		go w.drain(m.Room, q)
+	if !running {
+		go w.drain(m.Room)
 	}
 }
 
 // drain hands room's queue to its watchers until it is empty, then ends.
-func (w *Watchers) drain(room string, q *roomQueue) {
+func (w *Watchers) drain(room string) {
 	for {
 		w.qmu.Lock()
-		batch := q.msgs
-		q.msgs = nil
+		batch := w.queues[room]
 		if len(batch) == 0 {
 			delete(w.queues, room)
 			w.qmu.Unlock()
 			return
 		}
+		w.queues[room] = nil // still running: later messages queue behind
 		w.qmu.Unlock()
 		for _, m := range batch {
 			w.Publish(m)

@@ -75,7 +75,8 @@ type Streams struct {
 	wg      sync.WaitGroup
 	conns   sync.Map // r3labs stream id → *stream
 
-	frames *frames // see frames
+	frames  *frames // see frames
+	opening []byte  // every admitted stream's first block (streamOpening)
 }
 
 // NewStreams returns the SSE endpoint.
@@ -92,7 +93,7 @@ func NewStreams(logger *slog.Logger, hub Subscriber, m *Metrics, cfg StreamConfi
 		cfg.WriteTimeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Streams{logger: logger, hub: hub, metrics: m, cfg: cfg, srv: newSSEServer(), frames: newFrames(), ctx: ctx, cancel: cancel}
+	s := &Streams{logger: logger, hub: hub, metrics: m, cfg: cfg, srv: newSSEServer(), frames: newFrames(), opening: streamOpening(cfg.Retry), ctx: ctx, cancel: cancel}
 	s.limits = newStreamLimiter(cfg.MaxStreamsPerClient, cfg.MaxStreams)
 	// An event published before r3labs registered the connection's
 	// subscriber is broadcast to nobody: a stream takes events only from
@@ -191,7 +192,7 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	streamHeaders(w.Header())
 	if hj != nil {
-		rw, err := takeOver(hj, w.Header(), c, streamOpening(s.cfg.Retry), s.cfg.WriteTimeout)
+		rw, err := takeOver(hj, w.Header(), c, s.opening, s.cfg.WriteTimeout)
 		if err != nil {
 			s.logger.LogAttrs(r.Context(), slog.LevelDebug, "stream: take over", slog.String("room", room), slog.Any("err", err))
 			c.close()
@@ -208,7 +209,7 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := newStreamWriter(w, c, s.cfg.WriteTimeout)
 	w.WriteHeader(http.StatusOK)
-	if _, err := sw.Write(streamOpening(s.cfg.Retry)); err != nil || sw.flush() != nil {
+	if _, err := sw.Write(s.opening); err != nil || sw.flush() != nil {
 		c.close()
 		return
 	}

@@ -38,8 +38,6 @@ type envOptions struct {
 	config    Config
 	stream    StreamConfig
 	retention int
-	// subscriber, if set, wraps the hub as the streams see it.
-	subscriber func(*chat.Hub) Subscriber
 	// store, if set, wraps the memory store the hub uses.
 	store func(*chat.MemoryStore) chat.Store
 	// hub, if set, adjusts the hub's options.
@@ -75,11 +73,7 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *testEnv {
 		o.hub(&hubOpts)
 	}
 	hub := chat.NewHub(hubStore, hubOpts)
-	var sub Subscriber = hub
-	if o.subscriber != nil {
-		sub = o.subscriber(hub)
-	}
-	streams := NewStreams(logger, sub, metrics, o.stream)
+	streams := NewStreams(logger, hub, metrics, o.stream)
 	handler := NewServer(Deps{
 		Logger:   logger,
 		Hub:      hub,

@@ -1,6 +1,6 @@
 package handlers
 
-// This file and output.go are the only ones that use r3labs/sse. It is the
+// This file and events.go are the only ones that use r3labs/sse. It is the
 // SSE writer, with its measured pitfalls guarded (see DESIGN.md):
 //   - one sse.Stream per connection, so one stalled browser only ever stalls
 //     its own stream and never the room;

@@ -240,9 +240,9 @@ func (s *Store) roomOf(ch string) (string, bool) {
 //
 // The entry is added before the counter (and a new epoch) is set: XADD is
 // the step that can fail (wrong type, an id not above the stream's top),
-// and a script that fails half way keeps its earlier writes. A counter that is missing while
-// the stream is not (deleted or evicted) resumes after the stream's top
-// instead of failing every append from then on.
+// and a script that fails half way keeps its earlier writes. A counter
+// that is missing while the stream is not (deleted or evicted) resumes
+// after the stream's top instead of failing every append from then on.
 //
 // The message of seq 1 starts a new history (a new room, or one whose data
 // Redis lost): it sets the room's epoch key to ARGV[10], a fresh epoch the

@@ -392,7 +392,7 @@ func readEpoch(ctx context.Context, db *sql.DB) (string, error) {
 	if err := db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = 'epoch'`).Scan(&epoch); err != nil {
 		return "", fmt.Errorf("epoch: %w", mapErr(err))
 	}
-	if c, ok := chat.ParseCursor("0-" + epoch); !ok || c.Epoch != epoch {
+	if !chat.ValidEpoch(epoch) {
 		return "", fmt.Errorf("epoch: the settings row 'epoch' holds %q, want 1 to %d lower-case letters and digits (delete the row to make a new one)", epoch, chat.MaxEpochLen)
 	}
 	return epoch, nil
