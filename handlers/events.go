@@ -182,6 +182,10 @@ func (s *Streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, err := s.hub.Follow(r.Context(), room, from, has, c)
 	if err != nil {
 		c.close()
+		if clientLeft(r) {
+			logFailure(s.logger, r, slog.LevelError, "stream: read head", slog.String("room", room), slog.Any("err", err))
+			return
+		}
 		s.metrics.StoreErrors.WithLabelValues("read").Inc()
 		s.logger.LogAttrs(r.Context(), slog.LevelError, "stream: read head", slog.String("room", room), slog.Any("err", err))
 		refuseStream(w, s.cfg.Retry, "the chat's history cannot be read right now")

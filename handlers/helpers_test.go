@@ -44,6 +44,8 @@ type envOptions struct {
 	hub func(*chat.HubOptions)
 	// health is pinged by /healthz.
 	health Pinger
+	// log, if set, receives the server's log (text, Debug level).
+	log io.Writer
 }
 
 // newEnv wires the HTTP layer as cmd/hxchat does. opts adjust the defaults
@@ -59,7 +61,11 @@ func newEnv(t *testing.T, opts ...func(*envOptions)) *testEnv {
 	}
 	// Debug level, so requestLog wraps every writer (streams included) in
 	// its statusWriter, as it does in production with -log-level debug.
-	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logw io.Writer = io.Discard
+	if o.log != nil {
+		logw = o.log
+	}
+	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
 	store := chat.NewMemoryStore(o.retention)

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/hxchat/hxchat/chat"
@@ -23,9 +24,14 @@ import (
 // request gets a new guest (a fresh id) and a fresh cookie. Nothing in the
 // cookie is trusted before its mac is checked.
 const (
-	cookieName   = "hxchat_id"
-	cookieMaxAge = 365 * 24 * 60 * 60 // one year, in seconds
-	idLen        = 16
+	cookieName = "hxchat_id"
+	// secureCookieName is the cookie's name over TLS (directly or through
+	// a trusted proxy): browsers accept a __Host- cookie only when it is
+	// Secure, has Path=/ and no Domain, so no subdomain, and no page served
+	// over plain HTTP, can set or overwrite it.
+	secureCookieName = "__Host-" + cookieName
+	cookieMaxAge     = 365 * 24 * 60 * 60 // one year, in seconds
+	idLen            = 16
 	// maxCookieLen bounds the cookie value looked at: the longest name
 	// (32 characters of up to 4 bytes) and the rest fit well within it.
 	maxCookieLen = 512
@@ -136,33 +142,63 @@ func (s signer) decode(v string) (id []byte, name string, ok bool) {
 	return id, string(rawName), true
 }
 
-// cookie returns the identity cookie for id and name.
-func (s signer) cookie(r *http.Request, id []byte, name string) *http.Cookie {
-	return &http.Cookie{
+// cookie returns the identity cookie for id and name: Secure, and named
+// with the __Host- prefix, when the browser reached us over TLS.
+func (s signer) cookie(secure bool, id []byte, name string) *http.Cookie {
+	c := &http.Cookie{
 		Name:     cookieName,
 		Value:    s.encode(id, name),
 		Path:     "/",
 		MaxAge:   cookieMaxAge,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
 		SameSite: http.SameSiteLaxMode,
 	}
+	if secure {
+		c.Name, c.Secure = secureCookieName, true
+	}
+	return c
+}
+
+// expiredCookie removes the plain cookie from a browser that now reaches us
+// over TLS and was given the __Host- one instead.
+var expiredCookie = &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+
+type secureKey struct{}
+
+// overTLS reports whether identify found r to have come over TLS, which
+// decides the cookie's name and Secure attribute.
+func overTLS(r *http.Request) bool {
+	secure, _ := r.Context().Value(secureKey{}).(bool)
+	return secure
 }
 
 // identify puts the requesting Person in the request context (PersonFrom).
 // A request without a valid identity cookie is a new guest: a fresh random
-// id, and a Set-Cookie for it on the response.
-func identify(secret []byte) func(http.Handler) http.Handler {
+// id, and a Set-Cookie for it on the response. A request that came over
+// TLS (directly, or through one of the trusted proxies with
+// X-Forwarded-Proto: https) gets a Secure __Host- cookie; a plain cookie
+// it still sends from before is honoured once and replaced by it.
+func identify(secret []byte, trusted []netip.Prefix) func(http.Handler) http.Handler {
 	s := signer{secret: secret}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var (
-				id    []byte
-				name  string
-				valid bool
+				id     []byte
+				name   string
+				valid  bool
+				legacy bool // over TLS, only the plain cookie was sent
 			)
-			if c, err := r.Cookie(cookieName); err == nil {
-				id, name, valid = s.decode(c.Value)
+			secure := secureRequest(r, trusted)
+			if secure {
+				if c, err := r.Cookie(secureCookieName); err == nil {
+					id, name, valid = s.decode(c.Value)
+				}
+			}
+			if id == nil {
+				if c, err := r.Cookie(cookieName); err == nil {
+					id, name, valid = s.decode(c.Value)
+					legacy = secure && valid
+				}
 			}
 			if valid && name != "" {
 				// Signed by us, so it passed the rules when it was set; a
@@ -171,18 +207,22 @@ func identify(secret []byte) func(http.Handler) http.Handler {
 					name, valid = "", false
 				}
 			}
-			if id == nil || !valid {
+			if id == nil || !valid || legacy {
 				if id == nil {
 					id = newID()
 				}
-				http.SetCookie(w, s.cookie(r, id, name))
+				http.SetCookie(w, s.cookie(secure, id, name))
+				if legacy {
+					http.SetCookie(w, expiredCookie)
+				}
 			}
 			// What these routes answer is the person's own (their name on
 			// the page): no shared cache may keep it for someone else.
 			// Handlers with their own caching rules set them after this.
 			w.Header().Set("Cache-Control", "private, no-cache")
 			w.Header().Add("Vary", "Cookie")
-			next.ServeHTTP(w, r.WithContext(withPerson(r.Context(), s.person(id, name))))
+			ctx := context.WithValue(withPerson(r.Context(), s.person(id, name)), secureKey{}, secure)
+			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
 }
@@ -206,12 +246,14 @@ func setName(w http.ResponseWriter, r *http.Request, secret []byte, name string)
 	// this one replaces it rather than following it.
 	h := w.Header()
 	kept := h.Values("Set-Cookie")[:0:0]
+	secure := overTLS(r)
+	c := signer{secret: secret}.cookie(secure, id, name)
 	for _, v := range h.Values("Set-Cookie") {
-		if !strings.HasPrefix(v, cookieName+"=") {
+		if !strings.HasPrefix(v, c.Name+"=") {
 			kept = append(kept, v)
 		}
 	}
 	h["Set-Cookie"] = kept
-	http.SetCookie(w, signer{secret: secret}.cookie(r, id, name))
+	http.SetCookie(w, c)
 	return nil
 }

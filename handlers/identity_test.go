@@ -26,7 +26,7 @@ var (
 // idCookie returns the identity cookie a response sets, or nil.
 func idCookie(w *httptest.ResponseRecorder) *http.Cookie {
 	for _, c := range w.Result().Cookies() {
-		if c.Name == cookieName {
+		if c.Name == cookieName || c.Name == secureCookieName {
 			return c
 		}
 	}
@@ -158,8 +158,8 @@ func TestIdentityCookie(t *testing.T) {
 	})
 	t.Run("SecureOverTLS", func(t *testing.T) {
 		w := e.do(httptest.NewRequest(http.MethodGet, "https://example.com/", nil))
-		if c := idCookie(w); c == nil || !c.Secure {
-			t.Errorf("cookie over HTTPS %q, want it Secure", w.Header().Get("Set-Cookie"))
+		if c := idCookie(w); c == nil || !c.Secure || c.Name != secureCookieName {
+			t.Errorf("cookie over HTTPS %q, want it Secure and named %s", w.Header().Get("Set-Cookie"), secureCookieName)
 		}
 	})
 	t.Run("EachGuestDiffers", func(t *testing.T) {

@@ -20,7 +20,7 @@ func handleLog(logger *slog.Logger, history Historian, n int) http.HandlerFunc {
 		}
 		msgs, err := history.Recent(r.Context(), room, n)
 		if err != nil {
-			logger.LogAttrs(r.Context(), slog.LevelError, "load history", slog.String("room", room), slog.Any("err", err))
+			logFailure(logger, r, slog.LevelError, "load history", slog.String("room", room), slog.Any("err", err))
 			renderError(w, r, statusOf(err), "History unavailable", publicReason(err))
 			return
 		}

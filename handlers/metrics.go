@@ -20,6 +20,9 @@ type Metrics struct {
 	FanoutLatency prometheus.Histogram
 	// StoreErrors counts failed store (SQLite, Redis) calls, by operation.
 	StoreErrors *prometheus.CounterVec
+	// Cancelled counts requests whose client left before they were
+	// answered, by route pattern: not a server fault, so apart from errors.
+	Cancelled *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -37,7 +40,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.FanoutLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hxchat_fanout_latency_seconds", Help: "Time from a post to its fan-out to this node's subscribers.",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}})
 	m.StoreErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hxchat_store_errors_total", Help: "Failed store (SQLite, Redis) calls, by operation."}, []string{"op"})
-	reg.MustRegister(m.StreamsOpen, m.Posted, m.Deliveries, m.Replayed, m.Overflows, m.Rejected, m.PostDuration, m.FanoutLatency, m.StoreErrors)
+	m.Cancelled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hxchat_requests_cancelled_total", Help: "Requests (not streams) whose client left before they were answered, by route."}, []string{"route"})
+	reg.MustRegister(m.StreamsOpen, m.Posted, m.Deliveries, m.Replayed, m.Overflows, m.Rejected, m.PostDuration, m.FanoutLatency, m.StoreErrors, m.Cancelled)
 	return m
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,15 +15,25 @@ import (
 // the room page frames its own log when JavaScript is off.
 const contentSecurityPolicy = "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'; object-src 'none'"
 
-func securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("X-Frame-Options", "SAMEORIGIN") // frame-ancestors for browsers without CSP 2
-		next.ServeHTTP(w, r)
-	})
+// securityHeaders sets the headers every response carries, and
+// Strict-Transport-Security (max-age hsts, unless 0) on those that reached
+// us over TLS, directly or through a trusted proxy: over plain HTTP it
+// would be ignored, and a man in the middle could strip it anyway.
+func securityHeaders(trusted []netip.Prefix, hsts time.Duration) func(http.Handler) http.Handler {
+	sts := hstsValue(hsts)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("Content-Security-Policy", contentSecurityPolicy)
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("Referrer-Policy", "same-origin")
+			h.Set("X-Frame-Options", "SAMEORIGIN") // frame-ancestors for browsers without CSP 2
+			if sts != "" && secureRequest(r, trusted) {
+				h.Set("Strict-Transport-Security", sts)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // observe records each request's duration in h.

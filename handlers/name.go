@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,10 +68,9 @@ func roomOfPath(path string) (string, bool) {
 // goes back to the guest name. A bad name gets 400 and the page the form
 // was on (the index, or the room page next names) with the reason next to
 // the field; nothing changes.
-func handleName(logger *slog.Logger, hub Hub, cfg Config, secret []byte) http.HandlerFunc {
+func handleName(logger *slog.Logger, hub Hub, m *Metrics, cfg Config, secret []byte) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxBody)
-		err := r.ParseForm()
+		err := parseForm(w, r, cfg.MaxBody)
 		next := localPath(r.PostForm.Get("next"))
 		refuse := func(status int, value, reason string) {
 			ns := nameState(r)
@@ -82,12 +82,17 @@ func handleName(logger *slog.Logger, hub Hub, cfg Config, secret []byte) http.Ha
 			render(w, r, status, views.Index("", "", ns, roomsState(r, logger, hub)))
 		}
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				refuse(http.StatusRequestEntityTooLarge, "", "The name is far too long.")
+			status, reason, metric := bodyProblem(err, "The name is far too long.")
+			m.rejected(metric)
+			if !clientLeft(r) {
+				refuse(status, "", reason)
 				return
 			}
-			refuse(http.StatusBadRequest, "", "The form could not be read.")
+			// Cut short or too slow: net/http cancelled the request's
+			// context, so no page that reads the store can be made.
+			w.Header().Set("Connection", "close")
+			r = r.WithContext(context.WithoutCancel(r.Context())) // templ renders nothing for a done context
+			renderError(w, r, status, "Name not changed", reason)
 			return
 		}
 		value := r.PostForm.Get("name")

@@ -87,7 +87,7 @@ func renderRoom(w http.ResponseWriter, r *http.Request, logger *slog.Logger, roo
 func renderRoomWith(w http.ResponseWriter, r *http.Request, logger *slog.Logger, rooms RoomReader, n int, room string, status int, form views.FormState, name views.NameState) {
 	msgs, err := rooms.Recent(r.Context(), room, n)
 	if err != nil {
-		logger.LogAttrs(r.Context(), slog.LevelError, "load history", slog.String("room", room), slog.Any("err", err))
+		logFailure(logger, r, slog.LevelError, "load history", slog.String("room", room), slog.Any("err", err))
 		renderError(w, r, statusOf(err), "History unavailable", publicReason(err))
 		return
 	}
@@ -128,7 +128,7 @@ func handleHealth(logger *slog.Logger, pinger Pinger, draining func() bool) http
 			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 			defer cancel()
 			if err := pinger.Ping(ctx); err != nil {
-				logger.LogAttrs(r.Context(), slog.LevelWarn, "health: store unavailable", slog.Any("err", err))
+				logFailure(logger, r, slog.LevelWarn, "health: store unavailable", slog.Any("err", err))
 				w.Header().Set("Retry-After", retryAfterSeconds)
 				w.WriteHeader(http.StatusServiceUnavailable)
 				_, _ = w.Write([]byte("unavailable: the store does not answer\n"))

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -55,22 +54,33 @@ func handlePost(logger *slog.Logger, hub Hub, m *Metrics, cfg Config) http.Handl
 			refusePost(w, r, m, wait, cfg.MaxBody, fail)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, cfg.MaxBody)
-		if err := r.ParseForm(); err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				m.rejected("too_large")
-				fail(http.StatusRequestEntityTooLarge, "The message is far too long to send.", "")
+		if err := parseForm(w, r, cfg.MaxBody); err != nil {
+			status, reason, metric := bodyProblem(err, "The message is far too long to send.")
+			m.rejected(metric)
+			if !clientLeft(r) {
+				fail(status, reason, "")
 				return
 			}
-			m.rejected("bad_form")
-			fail(http.StatusBadRequest, "The form could not be read.", "")
+			// The connection failed mid-body (cut short, or too slow), and
+			// net/http cancelled the request's context: no history can be
+			// read for a room page, so the answer is the form, or a short
+			// page, for a client that may still be reading.
+			w.Header().Set("Connection", "close")
+			r = r.WithContext(context.WithoutCancel(r.Context())) // templ renders nothing for a done context
+			if htmx {
+				render(w, r, status, views.MessageForm(room, views.FormState{Problem: reason}))
+				return
+			}
+			renderError(w, r, status, "Message not sent", reason)
 			return
 		}
 		text := r.PostForm.Get("message")
 		if _, err := hub.Post(r.Context(), room, PersonFrom(r.Context()).Author(), text); err != nil {
-			if errors.Is(err, context.Canceled) {
-				return // the poster left before anything was stored: no one to answer, no store fault
+			if clientLeft(r) {
+				// The poster left (the message may or may not be stored, as
+				// any unanswered post): no one to answer, no store fault.
+				logFailure(logger, r, slog.LevelError, "post", slog.String("room", room), slog.Any("err", err))
+				return
 			}
 			status := statusOf(err)
 			if status >= 500 {

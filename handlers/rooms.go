@@ -29,7 +29,7 @@ const activeWindow = 24 * time.Hour
 func roomsState(r *http.Request, logger *slog.Logger, lobby Lobby) views.RoomsState {
 	rooms, err := lobby.ActiveRooms(r.Context(), time.Now().Add(-activeWindow), chat.MaxActiveRooms)
 	if err != nil {
-		logger.LogAttrs(r.Context(), slog.LevelWarn, "list active rooms", slog.Any("err", err))
+		logFailure(logger, r, slog.LevelWarn, "list active rooms", slog.Any("err", err))
 		return views.RoomsState{Unavailable: true}
 	}
 	return views.RoomsState{Rooms: rooms}
@@ -57,7 +57,7 @@ func handleRooms(logger *slog.Logger, lobby Lobby) http.HandlerFunc {
 func presentFor(r *http.Request, logger *slog.Logger, roster Roster, room string) []chat.Member {
 	members, err := roster.Members(r.Context(), room)
 	if err != nil {
-		logger.LogAttrs(r.Context(), slog.LevelWarn, "read presence", slog.String("room", room), slog.Any("err", err))
+		logFailure(logger, r, slog.LevelWarn, "read presence", slog.String("room", room), slog.Any("err", err))
 		members = nil
 	}
 	p := PersonFrom(r.Context())

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -29,8 +30,17 @@ type Config struct {
 	PostRate  float64
 	PostBurst int
 	// Trusted are the proxies whose X-Forwarded-For names the client, for
-	// the per-client limits of posts and streams.
+	// the per-client limits of posts and streams, and whose
+	// X-Forwarded-Proto: https makes cookies Secure.
 	Trusted []netip.Prefix
+	// WriteTimeout bounds writing any response but a stream (which has its
+	// own per-write deadlines), from when it starts: a client that does
+	// not read is cut off. 0: no bound.
+	WriteTimeout time.Duration
+	// HSTS is the max-age of the Strict-Transport-Security header sent on
+	// responses that reached us over TLS (directly or through a trusted
+	// proxy). 0: not sent.
+	HSTS time.Duration
 }
 
 // Deps are what the HTTP layer talks to.
@@ -71,7 +81,7 @@ func NewServer(d Deps) http.Handler {
 		renderError(w, r, http.StatusForbidden, "Forbidden", "This request came from another site and was refused (cross-origin request protection).")
 	}))
 	// securityHeaders goes outside, so the 403 page has them too.
-	return securityHeaders(cop.Handler(r))
+	return securityHeaders(d.Config.Trusted, d.Config.HSTS)(cop.Handler(r))
 }
 
 // compressible lists the content types compressed for clients that accept
@@ -83,20 +93,22 @@ var compressible = []string{"text/html", "text/css", "text/javascript", "applica
 func addRoutes(r chi.Router, d Deps) {
 	// Pages, posts and streams know who asks (PersonFrom); static files,
 	// health and metrics do not, and set no cookie.
-	id := identify(d.Secret)
+	id := identify(d.Secret, d.Config.Trusted)
 	// Posts and streams have per-client limits.
 	client := withClient(d.Config.Trusted)
 	// The stream stays outside every buffering or timeout middleware.
 	r.With(id, client).Method(http.MethodGet, "/chat/{room}/events", d.Streams)
 	r.Group(func(r chi.Router) {
-		r.Use(middleware.Compress(5, compressible...))
+		// Everything but the stream: a write deadline on every response,
+		// clients that left counted apart, and compression.
+		r.Use(writeDeadline(d.Config.WriteTimeout), countCancelled(d.Metrics), middleware.Compress(5, compressible...))
 		r.With(id).Get("/", handleIndex(d.Logger, d.Hub))
 		r.With(id).Get("/chat/", handleRoomQuery(d.Logger, d.Hub, d.Metrics))
 		r.Get(views.RoomsURL, handleRooms(d.Logger, d.Hub))
 		r.With(id).Get("/chat/{room}/", handleRoom(d.Logger, d.Hub, d.Config.History))
 		r.With(id).Get("/chat/{room}/log", handleLog(d.Logger, d.Hub, d.Config.History))
 		r.With(id, client, observe(d.Metrics.PostDuration)).Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config))
-		r.With(id).Post(views.NameURL, handleName(d.Logger, d.Hub, d.Config, d.Secret))
+		r.With(id).Post(views.NameURL, handleName(d.Logger, d.Hub, d.Metrics, d.Config, d.Secret))
 		r.With(id).Get("/me.css", handleMeCSS())
 		r.Get("/static/*", handleStatic())
 		r.Get("/favicon.ico", handleFavicon())

@@ -51,6 +51,9 @@ type options struct {
 	streamLifetime   time.Duration
 	retry            time.Duration
 	writeTimeout     time.Duration
+	readTimeout      time.Duration
+	hsts             time.Duration
+	maxAge           time.Duration
 	drainTimeout     time.Duration
 	drainDelay       time.Duration
 	tlsCert          string
@@ -91,7 +94,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.heartbeat, "heartbeat", 15*time.Second, "interval of SSE keep-alive comments; with -redis, also of presence: a crashed node's people vanish within two")
 	fs.DurationVar(&o.streamLifetime, "stream-lifetime", 5*time.Minute, "streams are ended cleanly after about this long (jittered) and the client resumes; bounds what a buffering proxy holds back (0: never)")
 	fs.DurationVar(&o.retry, "sse-retry", 2*time.Second, "reconnect delay advertised to SSE clients (retry:); a refused stream adds up to half again")
-	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "deadline of each write to a client; slower clients are cut off")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "deadline of each response, and of each write to a stream; a client that does not read is cut off")
+	fs.DurationVar(&o.readTimeout, "read-timeout", 30*time.Second, "bound on reading a request, headers and body; a slower body gets 408")
+	fs.DurationVar(&o.hsts, "hsts", 365*24*time.Hour, "max-age of Strict-Transport-Security, sent on responses that came over TLS (-tls-*, or a trusted proxy's X-Forwarded-Proto: https); 0: not sent")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Second, "on SIGTERM, the most the process waits for requests in flight before it exits")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, how long /healthz answers 503 (streams already ended, posts still served) before the listener closes; give a load balancer time to notice")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "certificate file (PEM): serve HTTPS with HTTP/2 and HTTP/1.1 (needs -tls-key)")
@@ -104,7 +109,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.queue, "queue", chat.DefaultQueueSize, "messages queued per subscriber; a slower subscriber falls behind and resumes from the store")
 	fs.IntVar(&o.replayMax, "replay-max", chat.DefaultReplayMax, "most messages replayed to a reconnecting subscriber; one further behind gets a snapshot of the newest -history messages instead")
 	fs.IntVar(&o.retention, "retention", 0, "messages kept per room (0: the store's default, 1000 in memory, 10000 in SQLite and Redis)")
-	fs.IntVar(&o.maxRooms, "max-rooms", chat.DefaultMaxRooms, "rooms kept in memory; the least recently used is forgotten beyond it")
+	fs.IntVar(&o.maxRooms, "max-rooms", chat.DefaultMaxRooms, "rooms kept, by every store; beyond it the history of the least recently active room is removed (in the background)")
+	fs.DurationVar(&o.maxAge, "max-age", 0, "messages older than this are removed (in the background); 0: kept (up to -retention per room)")
 	fs.IntVar(&o.history, "history", 50, "recent messages shown on a room page")
 	fs.Int64Var(&o.maxBody, "max-body", 32<<10, "largest accepted POST body in bytes") // 2000 4-byte characters form-encode to 24000 bytes
 	fs.Float64Var(&o.postRate, "post-rate", 5, "posts a second one client address may make on average; more get 429 (0: no limit)")
@@ -157,6 +163,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, errors.New("-redis-timeout must be positive")
 	case o.writeTimeout <= 0:
 		return o, errors.New("-write-timeout must be positive")
+	case o.readTimeout <= 0:
+		return o, errors.New("-read-timeout must be positive")
+	case o.hsts < 0:
+		return o, errors.New("-hsts must not be negative")
+	case o.maxAge < 0:
+		return o, errors.New("-max-age must not be negative")
 	case o.queue <= 0:
 		return o, errors.New("-queue must be positive")
 	case o.presenceInterval <= 0:
@@ -306,6 +318,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Config: handlers.Config{
 			History: o.history, MaxBody: o.maxBody,
 			PostRate: o.postRate, PostBurst: o.postBurst, Trusted: o.trusted,
+			WriteTimeout: o.writeTimeout, HSTS: o.hsts,
 		},
 		Health:   health,
 		Draining: draining.Load,

@@ -40,14 +40,19 @@ func serve(ctx context.Context, o options, logger *slog.Logger, handler http.Han
 	}
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second, // bodies are small; streams read nothing
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-		TLSConfig:         tlsConfig,
-		Protocols:         new(http.Protocols),
+		ReadHeaderTimeout: min(10*time.Second, o.readTimeout),
+		ReadTimeout:       o.readTimeout, // bodies are small; streams read nothing
+		// Every response but a stream has a deadline of -write-timeout
+		// from when it starts (handlers' writeDeadline); this one covers
+		// what net/http answers by itself, and what a handler writes before
+		// it re-arms. Streams set their own deadline at each write.
+		WriteTimeout:   o.writeTimeout + o.readTimeout,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		TLSConfig:      tlsConfig,
+		Protocols:      new(http.Protocols),
 	}
 	srv.Protocols.SetHTTP1(true)
 	if tlsConfig != nil {
