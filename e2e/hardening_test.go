@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// goroutines reads go_goroutines from the server's /metrics.
+func goroutines(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatal("go_goroutines not in /metrics")
+	return 0
+}
+
+// TestSlowPageReadersAreCutOff opens 120 requests for pages, a static file
+// and /metrics that never read their answer, from sockets with a tiny
+// receive buffer, against a server with a small send buffer, so every
+// answer is stuck in its write. The server holds them (its goroutines
+// rise), then cuts them off within -write-timeout plus a margin: its
+// goroutines return to where they were, while the clients are still
+// connected.
+func TestSlowPageReadersAreCutOff(t *testing.T) {
+	const writeTimeout = 2 * time.Second
+	srv := startServer(t, "-write-timeout", writeTimeout.String(), "-tcp-send-buffer", "4096")
+	long := strings.Repeat("slow readers are cut off. ", 76) // ~2000 characters
+	for i := range 50 {
+		srv.post(t, "slow", strconv.Itoa(i)+" "+long)
+	}
+	targets := []string{"/chat/slow/", "/chat/slow/log", "/static/dist/htmx.min.js.map", "/metrics"}
+	for _, target := range targets {
+		resp, err := http.Get(srv.URL + target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || (target != "/metrics" && n < 30_000) {
+			t.Fatalf("GET %s: %d, %d bytes; want 200 and enough bytes to fill the buffers", target, resp.StatusCode, n)
+		}
+	}
+	base := goroutines(t, srv.URL)
+
+	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	const clients = 120
+	conns := make([]net.Conn, 0, clients)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for i := range clients {
+		c, err := dialer.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		// Ask twice on one connection (pipelined), so a page that did fit
+		// the buffers is followed by one that does not.
+		target := targets[i%len(targets)]
+		req := "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
+		if _, err := io.WriteString(c, req+req); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Held: each stuck answer keeps its connection's goroutine.
+	held := 0
+	for deadline := time.Now().Add(writeTimeout / 2); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if held = goroutines(t, srv.URL); held >= base+clients*3/4 {
+			break
+		}
+	}
+	if held < base+clients*3/4 {
+		t.Fatalf("goroutines %d with %d stuck readers, base %d: the readers were not stuck, the test proves nothing", held, clients, base)
+	}
+
+	// Freed within the write timeout and a margin.
+	start := time.Now()
+	const margin = 8 * time.Second
+	now := held
+	for time.Since(start) < writeTimeout+margin {
+		if now = goroutines(t, srv.URL); now <= base+5 {
+			t.Logf("goroutines %d → %d with %d stuck readers → %d %.1fs later (write timeout %s)", base, held, clients, now, time.Since(start).Seconds(), writeTimeout)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("goroutines %d, base %d: %d readers that never read are still held %s after the write timeout %s", now, base, clients, margin, writeTimeout)
+}
