@@ -18,7 +18,9 @@ import (
 
 // roomModel is the room-name rule of DESIGN.md, written independently of
 // chat.ValidateRoom: 1 to 64 characters of valid UTF-8, each a Unicode
-// letter or digit or one of "-_.", and not "." or "..".
+// letter or digit or one of "-_.", none invisible, no mix of scripts
+// (invisibleModel, scriptsAllowedModel in message_test.go), and not "." or
+// "..".
 func roomModel(name string) bool {
 	if !utf8.ValidString(name) || name == "." || name == ".." {
 		return false
@@ -26,11 +28,11 @@ func roomModel(name string) bool {
 	n := 0
 	for _, r := range name {
 		n++
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("-_.", r) {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("-_.", r) || invisibleModel(r) {
 			return false
 		}
 	}
-	return n >= 1 && n <= chat.MaxRoomLen
+	return n >= 1 && n <= chat.MaxRoomLen && scriptsAllowedModel(scriptsModel(name))
 }
 
 func FuzzValidateRoom(f *testing.F) {
@@ -82,7 +84,8 @@ func FuzzValidateRoom(f *testing.F) {
 // textModel is the message rule of DESIGN.md, written independently of
 // chat.NormalizeText: valid UTF-8; CRLF and lone CR become LF; surrounding
 // white space is trimmed; then 1 to 2000 characters without control
-// characters other than LF and tab.
+// characters other than LF and tab, at least one of them neither white
+// space nor invisible (invisibleModel in message_test.go).
 func textModel(in string) (string, bool) {
 	if !utf8.ValidString(in) {
 		return "", false
@@ -106,6 +109,9 @@ func textModel(in string) (string, bool) {
 		if r != '\n' && r != '\t' && unicode.IsControl(r) {
 			return "", false
 		}
+	}
+	if !strings.ContainsFunc(out, func(r rune) bool { return !unicode.IsSpace(r) && !invisibleModel(r) }) {
+		return "", false
 	}
 	return out, true
 }

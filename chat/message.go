@@ -59,8 +59,19 @@ func Reason(err error) string {
 }
 
 // ValidateRoom reports whether name is an acceptable room name: 1 to 64
-// Unicode letters and digits plus '-', '_' and '.', and not "." or "..".
-// The error wraps ErrInvalid and says what is wrong.
+// characters of valid UTF-8, each a Unicode letter or digit or one of '-',
+// '_' and '.', and not "." or "..". No character may be invisible, as for
+// NormalizeName: the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0 are
+// letters, but a link made of them shows no text; the other
+// Default_Ignorable_Code_Points (U+200B, U+FEFF, U+00AD, variation
+// selectors, tag characters…) and U+2800 BRAILLE PATTERN BLANK are refused
+// as invisible too. And the letters must not mix scripts beyond UTS #39's
+// "moderately restrictive" level, as for NormalizeName: one script; Latin
+// with Han and Hiragana and Katakana, with Han and Bopomofo, or with Han and
+// Hangul; or Latin and one other recommended script except Cyrillic and
+// Greek (digits and "-_." of the Common script go with any). So "lobby",
+// "team-7", "한국어" and "日本語-chat" are room names; "Ελληνικά_日本語" is not. The
+// error wraps ErrInvalid and says what is wrong.
 func ValidateRoom(name string) error {
 	if name == "" {
 		return invalid("room name is empty")
@@ -76,6 +87,10 @@ func ValidateRoom(name string) error {
 	}
 	for _, r := range name {
 		switch {
+		case isInvisible(r) && !isBidiControl(r):
+			// Before letters: U+3164 is one. Bidi controls keep the
+			// general reason below, which names them by escape ('\u202e').
+			return invalid("room name contains an invisible character (%U)", r)
 		case unicode.IsLetter(r), unicode.IsDigit(r), r == '-', r == '_', r == '.':
 		case r == ' ':
 			return invalid("room name contains a space; use letters, digits, '-', '_' or '.'")
@@ -83,13 +98,22 @@ func ValidateRoom(name string) error {
 			return invalid("room name contains %q; use letters, digits, '-', '_' or '.'", r)
 		}
 	}
+	if scripts, r := scriptClash(name); scripts != nil {
+		return invalid("room name mixes %s letters (%U); use letters of one script", scriptList(scripts), r)
+	}
 	return nil
 }
 
 // NormalizeText trims surrounding white space from a message body, turns
 // CRLF and lone CR into LF, and checks it: 1 to 2000 characters of valid
-// UTF-8 without control characters other than newline and tab. The error
-// wraps ErrInvalid and says what is wrong.
+// UTF-8 without control characters other than newline and tab, and with at
+// least one character that is neither white space nor invisible (a
+// Default_Ignorable_Code_Point such as U+200B, U+200D, U+2060, U+FEFF, a
+// variation selector or a tag character; a Hangul filler U+115F, U+1160,
+// U+3164, U+FFA0; U+2800 BRAILLE PATTERN BLANK), so no stored message
+// renders as nothing. Invisible characters next to visible ones stay: a zero
+// width joiner holds emoji sequences together. The error wraps ErrInvalid
+// and says what is wrong.
 func NormalizeText(text string) (string, error) {
 	if !utf8.ValidString(text) {
 		return "", invalid("message is not valid UTF-8")
@@ -103,10 +127,23 @@ func NormalizeText(text string) (string, error) {
 	if n := utf8.RuneCountInString(text); n > MaxMessageLen {
 		return "", invalid("message is %d characters long; the limit is %d", n, MaxMessageLen)
 	}
+	visible, firstInvisible := false, rune(-1)
 	for _, r := range text {
 		if r != '\n' && r != '\t' && unicode.IsControl(r) {
 			return "", invalid("message contains a control character (%U)", r)
 		}
+		switch {
+		case visible, unicode.IsSpace(r):
+		case isInvisible(r):
+			if firstInvisible < 0 {
+				firstInvisible = r
+			}
+		default:
+			visible = true
+		}
+	}
+	if !visible {
+		return "", invalid("message is blank: it has only invisible characters (%U) and white space", firstInvisible)
 	}
 	return text, nil
 }

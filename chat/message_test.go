@@ -3,6 +3,7 @@ package chat_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -52,8 +53,18 @@ func TestValidateRoom(t *testing.T) {
 		{"ThreeDots", "..."},
 		{"MaxLen", strings.Repeat("a", chat.MaxRoomLen)},
 		{"MaxLenKorean", strings.Repeat("방", chat.MaxRoomLen)}, // 192 bytes, 64 characters
-		{"OtherScripts", "Ελληνικά_日本語-العربية"},
+		{"Greek", "Ελληνικά"},
+		{"Japanese", "日本語-にほんご-ニホンゴ"},
+		{"JapaneseAndLatin", "日本語-chat"},
+		{"Arabic", "العربية"},
+		{"Cyrillic", "русский-7"},
+		{"KoreanAndLatin", "한국어_2024-seoul"},
+		{"KoreanAndHan", "韓國語-한국어"},
+		{"ChineseAndBopomofo", "中文ㄓㄨㄥ"},
+		{"LatinAndThai", "thai-ภาษาไทย"},
 		{"NonLatinDigits", "٣٤٥"},
+		{"FullwidthDigits", "１２３"},
+		{"HangulJamo", "ㅎㅎ"},
 	} {
 		t.Run("OK/"+tc.name, func(t *testing.T) {
 			if err := chat.ValidateRoom(tc.room); err != nil {
@@ -97,6 +108,75 @@ func TestValidateRoom(t *testing.T) {
 			checkReason(t, err, "room name ")
 		})
 	}
+	for _, tc := range []struct{ name, room, mention string }{
+		// Characters that render as nothing, alone and inside a name: a
+		// link to such a room would show no text, or the text of another.
+		{"HangulFiller", "\u3164", "invisible character (U+3164)"},
+		{"HangulChoseongFiller", "\u115F", "invisible character (U+115F)"},
+		{"HangulJungseongFiller", "\u1160", "invisible character (U+1160)"},
+		{"HalfwidthHangulFiller", "\uFFA0", "invisible character (U+FFA0)"},
+		{"HangulFillers", "\u3164\u115F\u1160\uFFA0", "invisible character (U+3164)"},
+		{"HangulFillerInside", "한\u3164국어", "invisible character (U+3164)"},
+		{"HangulFillerAfter", "lobby\u3164", "invisible character (U+3164)"},
+		{"ChoseongFillerInside", "team\u115F7", "invisible character (U+115F)"},
+		{"JungseongFillerInside", "a\u1160b", "invisible character (U+1160)"},
+		{"HalfwidthFillerBefore", "\uFFA0lobby", "invisible character (U+FFA0)"},
+		{"ZeroWidthSpaceReason", "a\u200Bb", "invisible character (U+200B)"},
+		{"ZeroWidthJoiner", "a\u200Db", "invisible character (U+200D)"},
+		{"WordJoiner", "lob\u2060by", "invisible character (U+2060)"},
+		{"BOM", "\uFEFFlobby", "invisible character (U+FEFF)"},
+		{"SoftHyphen", "lob\u00ADby", "invisible character (U+00AD)"},
+		{"CombiningGraphemeJoiner", "a\u034F", "invisible character (U+034F)"},
+		{"VariationSelector", "lobby\uFE0F", "invisible character (U+FE0F)"},
+		{"VariationSelectorSupplement", "a\U000E01EF", "invisible character (U+E01EF)"},
+		{"MongolianFVS", "\u1820\u180F", "invisible character (U+180F)"},
+		{"KhmerInherent", "\u1780\u17B5", "invisible character (U+17B5)"},
+		{"TagCharacters", "lobby\U000E006C\U000E006F", "invisible character (U+E006C)"},
+		{"BrailleBlank", "\u2800", "invisible character (U+2800)"},
+		{"BrailleBlankInside", "a\u2800b", "invisible character (U+2800)"},
+		{"BidiOverrideReason", "abc\u202Edef", `room name contains '\u202e'`}, // as before; handlers' tests rely on it
+		// Letters of scripts mixed to imitate a word.
+		{"LatinAndCyrillic", "pаypal", "mixes Latin and Cyrillic letters (U+0430)"},
+		{"LatinAndGreek", "lobby-Ελλάδα", "mixes Latin and Greek letters (U+0395)"},
+		{"CyrillicAndLatin", "Москва-city", "mixes Cyrillic and Latin letters (U+0063)"},
+		{"FourScripts", "Ελληνικά_日本語-العربية", "mixes Greek and Han letters (U+65E5)"},
+		{"KoreanAndKana", "한국어-にほんご", "mixes Hangul and Hiragana letters (U+306B)"},
+		{"LatinAndCherokee", "lobby-ᏣᎳᎩ", "mixes Latin and Cherokee letters (U+13E3)"},
+	} {
+		t.Run("Bad/"+tc.name, func(t *testing.T) {
+			err := chat.ValidateRoom(tc.room)
+			if err == nil {
+				t.Fatalf("ValidateRoom(%q) = nil, want an error", tc.room)
+			}
+			checkReason(t, err, "room name ")
+			if r := chat.Reason(err); !strings.Contains(r, tc.mention) {
+				t.Errorf("Reason = %q, want it to mention %q", r, tc.mention)
+			}
+		})
+	}
+}
+
+// TestInvisibleMatchesUnicode checks, through ValidateRoom, that the
+// characters refused as invisible are exactly Default_Ignorable_Code_Point
+// as Unicode lists it, plus the blank symbols (bidi controls, which are
+// default-ignorable too, are refused under their escape, as before).
+func TestInvisibleMatchesUnicode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("looks at all 1,114,112 code points")
+	}
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if utf8.ValidRune(r) {
+			err := chat.ValidateRoom(string(r))
+			said := err != nil && strings.Contains(chat.Reason(err), "invisible character")
+			if isBidiControl(r) {
+				// Refused by name, as before: `room name contains '\u202e'`.
+				said = err != nil && strings.Contains(chat.Reason(err), fmt.Sprintf("%q", r))
+			}
+			if want := invisibleModel(r); said != want {
+				t.Errorf("ValidateRoom(%q): invisible %v, want %v", r, said, want)
+			}
+		}
+	}
 }
 
 func TestValidateRoomReasonSaysWhy(t *testing.T) {
@@ -135,6 +215,15 @@ func TestNormalizeText(t *testing.T) {
 		{"MaxLenKorean", korean2000, korean2000}, // 6000 bytes, 2000 characters
 		{"MaxLenAfterTrim", "   " + korean2000 + "\n\n", korean2000},
 		{"MaxLenAfterCRLF", strings.Repeat("a\r\n", chat.MaxMessageLen/2-1) + "ab", strings.Repeat("a\n", chat.MaxMessageLen/2-1) + "ab"},
+		// Invisible characters beside visible ones stay.
+		{"EmojiZWJSequence", "👩\u200D👩\u200D👧\u200D👦", "👩\u200D👩\u200D👧\u200D👦"},
+		{"EmojiVariationSelector", "❤\uFE0F", "❤\uFE0F"},
+		{"ZeroWidthSpaceInside", "a\u200Bb", "a\u200Bb"},
+		{"LeadingZeroWidthSpaceKept", "\u200Bhi", "\u200Bhi"},
+		{"HangulFillerWithText", "안녕\u3164", "안녕\u3164"},
+		{"BrailleBlankWithText", "\u2800\u2800a", "\u2800\u2800a"},
+		{"VisibleFormatCharacter", "\u0600", "\u0600"}, // ARABIC NUMBER SIGN is drawn
+		{"CombiningMarkOnly", "\u0301", "\u0301"},
 	} {
 		t.Run("OK/"+tc.name, func(t *testing.T) {
 			got, err := chat.NormalizeText(tc.in)
@@ -167,6 +256,25 @@ func TestNormalizeText(t *testing.T) {
 		{"DEL", "a\x7fb", "control"},
 		{"C1Control", "a\u0085b", "control"},
 		{"C1CSI", "a\u009bb", "control"},
+		// Nothing that renders: invisible characters and white space only.
+		{"ZeroWidthSpace", "\u200B", "blank"},
+		{"ZeroWidthMix", "\u200B\u200C\u200D", "blank"},
+		{"ZWJAndSpaces", " \u200D \n\u200D\t", "blank"},
+		{"BOM", "\uFEFF", "blank"},
+		{"WordJoinerLines", "\u2060\n\u2060", "blank"},
+		{"HangulFiller", "\u3164", "blank: it has only invisible characters (U+3164)"},
+		{"HangulFillerPadded", " \u3164 ", "blank: it has only invisible characters (U+3164)"},
+		{"HangulFillers", "\u115F\u1160\u3164\uFFA0", "blank: it has only invisible characters (U+115F)"},
+		{"HalfwidthHangulFiller", "\uFFA0", "blank: it has only invisible characters (U+FFA0)"},
+		{"SoftHyphen", "\u00AD", "blank"},
+		{"CombiningGraphemeJoiner", "\u034F", "blank"},
+		{"VariationSelector", "\uFE0F", "blank"},
+		{"TagCharacters", "\U000E0067\U000E0062", "blank"},
+		{"BrailleBlank", "\u2800\u2800", "blank"},
+		{"BrailleBlankAndIdeographicSpace", "\u2800\u3000\u2800", "blank"},
+		{"BidiControlsOnly", "\u202E\u2066\u2069", "blank"},
+		{"MongolianVowelSeparator", "\u180E", "blank"},
+		{"ControlBeatsBlank", "\u200B\x00", "control"},
 	} {
 		t.Run("Bad/"+tc.name, func(t *testing.T) {
 			got, err := chat.NormalizeText(tc.in)
@@ -219,4 +327,121 @@ func TestReason(t *testing.T) {
 			}
 		})
 	}
+}
+
+// defaultIgnorable is Default_Ignorable_Code_Point as Unicode 15.0's
+// DerivedCoreProperties.txt lists it, copied here rather than derived, so
+// that it checks chat's derivation from the property tables.
+var defaultIgnorable = [][2]rune{
+	{0x00AD, 0x00AD}, {0x034F, 0x034F}, {0x061C, 0x061C}, {0x115F, 0x1160},
+	{0x17B4, 0x17B5}, {0x180B, 0x180F}, {0x200B, 0x200F}, {0x202A, 0x202E},
+	{0x2060, 0x206F}, {0x3164, 0x3164}, {0xFE00, 0xFE0F}, {0xFEFF, 0xFEFF},
+	{0xFFA0, 0xFFA0}, {0xFFF0, 0xFFF8}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A},
+	{0xE0000, 0xE0FFF},
+}
+
+// invisibleModel is the rule for characters that render as nothing:
+// Default_Ignorable_Code_Point, U+2800 BRAILLE PATTERN BLANK and U+1D159
+// MUSICAL SYMBOL NULL NOTEHEAD.
+func invisibleModel(r rune) bool {
+	for _, rg := range defaultIgnorable {
+		if rg[0] <= r && r <= rg[1] {
+			return true
+		}
+	}
+	return r == 0x2800 || r == 0x1D159
+}
+
+// scriptsModel returns the scripts of the characters of s in the order they
+// first appear, Common and Inherited left out, by a plain search of
+// unicode.Scripts.
+func scriptsModel(s string) []string {
+	var out []string
+	for _, r := range s {
+		for name, table := range unicode.Scripts {
+			if name != "Common" && name != "Inherited" && unicode.Is(table, r) && !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
+// scriptsAllowedModel is UTS #39's "moderately restrictive" level: one
+// script, or all within Latin+Han+Hiragana+Katakana, Latin+Han+Bopomofo or
+// Latin+Han+Hangul, or Latin and one other recommended script (UAX #31
+// Table 4) other than Cyrillic and Greek.
+func scriptsAllowedModel(scripts []string) bool {
+	within := func(set ...string) bool {
+		for _, s := range scripts {
+			if !slices.Contains(set, s) {
+				return false
+			}
+		}
+		return true
+	}
+	recommended := strings.Fields("Arabic Armenian Bengali Bopomofo Devanagari Ethiopic Georgian Gujarati Gurmukhi " +
+		"Han Hangul Hebrew Hiragana Kannada Katakana Khmer Lao Malayalam Myanmar Oriya Sinhala Tamil Telugu Thaana Thai Tibetan")
+	switch {
+	case len(scripts) <= 1,
+		within("Latin", "Han", "Hiragana", "Katakana"),
+		within("Latin", "Han", "Bopomofo"),
+		within("Latin", "Han", "Hangul"):
+		return true
+	case len(scripts) == 2 && scripts[0] == "Latin":
+		return slices.Contains(recommended, scripts[1])
+	case len(scripts) == 2 && scripts[1] == "Latin":
+		return slices.Contains(recommended, scripts[0])
+	}
+	return false
+}
+
+// FuzzValidateRoomSpoof checks ValidateRoom against the room-name rule with
+// the rules against spoofing added: roomModel (fuzz_test.go), and no
+// invisible character, and no mix of scripts.
+func FuzzValidateRoomSpoof(f *testing.F) {
+	for _, s := range []string{"lobby", "team-7", "한국어", "\u3164", "a\u3164", "\uFFA0", "pаypal", "日本語-chat", "Ελληνικά_日本語", "a\u034F", "\u2800"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		err := chat.ValidateRoom(name)
+		want := roomModel(name) && scriptsAllowedModel(scriptsModel(name))
+		for _, r := range name {
+			want = want && !invisibleModel(r)
+		}
+		if (err == nil) != want {
+			t.Fatalf("ValidateRoom(%q) = %v; the rule says valid=%v", name, err, want)
+		}
+		if err != nil {
+			checkReason(t, err, "room name ")
+		}
+	})
+}
+
+// FuzzNormalizeTextVisible checks NormalizeText against the message rule
+// with blank messages refused: textModel (fuzz_test.go), and at least one
+// character that is neither white space nor invisible.
+func FuzzNormalizeTextVisible(f *testing.F) {
+	for _, s := range []string{"hello", "\u200b", "\ufeff", " \u3164\n", "👩\u200d👩\u200d👧", "\u2800", "a\u200b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out, err := chat.NormalizeText(in)
+		want, ok := textModel(in)
+		if ok && !strings.ContainsFunc(want, func(r rune) bool { return !unicode.IsSpace(r) && !invisibleModel(r) }) {
+			want, ok = "", false
+		}
+		if (err == nil) != ok || out != want {
+			t.Fatalf("NormalizeText(%q) = %q, %v; the rule says %q, valid=%v", in, out, err, want, ok)
+		}
+		if err != nil {
+			checkReason(t, err, "message ")
+		}
+	})
+}
+
+// isBidiControl reports whether r is one of the bidirectional controls
+// (UAX #9): ALM, LRM, RLM, LRE..RLO, LRI..PDI.
+func isBidiControl(r rune) bool {
+	return r == 0x061C || r == 0x200E || r == 0x200F || 0x202A <= r && r <= 0x202E || 0x2066 <= r && r <= 0x2069
 }

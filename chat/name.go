@@ -24,12 +24,29 @@ type Author struct {
 }
 
 // NormalizeName trims surrounding white space from a display name, turns
-// every run of spaces inside it into one space, and checks it: 1 to 32
-// characters of valid UTF-8, each a Unicode letter (with any combining
-// marks that follow it) or digit, a space, or one of '-', '_' and '.'. So
-// "Ann", "Jo-Ann O." and "김민수" are names; "<b>", tabs, control and bidi
-// characters and emoji are not. The error wraps ErrInvalid and says what is
-// wrong.
+// every run of space separators (Zs: a space, U+3000, a no-break space…)
+// inside it into one space, and checks it: 1 to 32 characters of valid
+// UTF-8, each a Unicode letter (with any combining marks that follow it) or
+// digit, a space, or one of '-', '_' and '.'. No character may be invisible,
+// even where it is a letter or a mark: the Hangul fillers U+115F, U+1160,
+// U+3164 and U+FFA0, any other Default_Ignorable_Code_Point (U+200B..U+200F,
+// U+2060..U+206F, U+FEFF, the soft hyphen U+00AD, U+034F, U+17B4, U+17B5,
+// U+180B..U+180F, variation selectors, tag characters U+E0000..U+E0FFF…),
+// U+2800 BRAILLE PATTERN BLANK and U+1D159 MUSICAL SYMBOL NULL NOTEHEAD. And
+// its letters must not mix scripts beyond UTS #39's "moderately restrictive"
+// level: one script; or Latin with Han and Hiragana and Katakana, with Han
+// and Bopomofo, or with Han and Hangul; or Latin and one other recommended
+// script (in modern use, UAX #31 Table 4: Arabic, Armenian, Devanagari,
+// Hebrew, Thai…, not Cherokee) except Cyrillic and Greek. Characters of the
+// Common and Inherited scripts (ASCII digits, '-', '_', '.', space, most
+// combining marks) go with any script. So "Ann", "Jo-Ann O.", "김민수", "田中
+// Taro", "Ελένη" and "Дмитрий" are names; "<b>", tabs, control, bidi and
+// invisible characters, emoji, and "Pаypal" with a Cyrillic а are not. The
+// error wraps ErrInvalid and says what is wrong.
+//
+// NormalizeName is the rule for any name shown on a message, guests' labels
+// ("guest-de82") included; a name a person picks for themselves must also
+// pass NormalizeChosenName.
 func NormalizeName(s string) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", invalid("name is not valid UTF-8")
@@ -52,6 +69,11 @@ func NormalizeName(s string) (string, error) {
 			r = ' '
 		}
 		switch {
+		case isBidiControl(r):
+			return "", invalid("name contains a bidirectional control character (%U)", r)
+		case isInvisible(r):
+			// Before letters and marks: U+3164 is a letter, U+034F a mark.
+			return "", invalid("name contains an invisible character (%U)", r)
 		case unicode.IsLetter(r), unicode.IsDigit(r), r == ' ', r == '-', r == '_', r == '.':
 		case unicode.IsMark(r):
 			// Many scripts need combining marks (Devanagari vowel signs,
@@ -60,12 +82,14 @@ func NormalizeName(s string) (string, error) {
 			if prev < 0 || !(unicode.IsLetter(prev) || unicode.IsMark(prev)) {
 				return "", invalid("name has a combining mark (%U) that does not follow a letter", r)
 			}
-		case isBidiControl(r):
-			return "", invalid("name contains a bidirectional control character (%U)", r)
 		case unicode.IsControl(r):
 			return "", invalid("name contains a control character (%U)", r)
+		case unicode.Is(unicode.Cf, r):
+			// The few format characters that are drawn (U+0600 ARABIC
+			// NUMBER SIGN…).
+			return "", invalid("name contains a format character (%U); use letters, digits, spaces, '-', '_' or '.'", r)
 		case !unicode.IsPrint(r):
-			return "", invalid("name contains an invisible character (%U); use letters, digits, spaces, '-', '_' or '.'", r)
+			return "", invalid("name contains an invisible character (%U)", r)
 		default:
 			return "", invalid("name contains %q; use letters, digits, spaces, '-', '_' or '.'", r)
 		}
@@ -76,7 +100,32 @@ func NormalizeName(s string) (string, error) {
 	if n > MaxNameLen {
 		return "", invalid("name is %d characters long; the limit is %d", n, MaxNameLen)
 	}
-	return b.String(), nil
+	name := b.String()
+	if scripts, r := scriptClash(name); scripts != nil {
+		return "", invalid("name mixes %s letters (%U); use letters of one script", scriptList(scripts), r)
+	}
+	return name, nil
+}
+
+// NormalizeChosenName is NormalizeName for a name a person picks for
+// themselves. On top of NormalizeName's rules it refuses a name whose
+// skeleton begins with "guest": the name NFKD-normalised (so fullwidth
+// "ｇｕｅｓｔ" and mathematical "𝐠𝐮𝐞𝐬𝐭" are "guest"), case-folded, stripped of
+// combining marks, and with the letters that pass for g, u, e, s and t
+// mapped to them (ɡ U+0261, Cyrillic е U+0435 and ѕ U+0455, Armenian ս
+// U+057D and ց U+0581, Greek τ, Cherokee Ꮐ, the small capitals ᴜ and ꜱ…; the
+// list is in spoof.go). Names beginning with "guest" are kept for guests,
+// who are shown as "guest-" and the first four hex digits of their key, so
+// nobody can pass for one. The error wraps ErrInvalid.
+func NormalizeChosenName(s string) (string, error) {
+	name, err := NormalizeName(s)
+	if err != nil {
+		return "", err
+	}
+	if looksLikeGuest(name) {
+		return "", invalid("name begins with \"guest\" or a look-alike of it; names beginning with \"guest\" are kept for guests")
+	}
+	return name, nil
 }
 
 // isBidiControl reports whether r is one of the characters that change the

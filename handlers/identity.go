@@ -203,7 +203,7 @@ func identify(secret []byte, trusted []netip.Prefix) func(http.Handler) http.Han
 			if valid && name != "" {
 				// Signed by us, so it passed the rules when it was set; a
 				// name the rules no longer allow is dropped, the id kept.
-				if n, err := chat.NormalizeName(name); err != nil || n != name {
+				if n, err := chat.NormalizeChosenName(name); err != nil || n != name {
 					name, valid = "", false
 				}
 			}

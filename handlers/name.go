@@ -98,7 +98,7 @@ func handleName(logger *slog.Logger, hub Hub, m *Metrics, cfg Config, secret []b
 		value := r.PostForm.Get("name")
 		name := ""
 		if strings.TrimSpace(value) != "" { // blank: back to the guest name
-			if name, err = chat.NormalizeName(value); err != nil {
+			if name, err = chat.NormalizeChosenName(value); err != nil {
 				refuse(statusOf(err), value, chat.Reason(err))
 				return
 			}
