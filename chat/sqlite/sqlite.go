@@ -5,14 +5,26 @@
 // in one transaction (group commit), with synchronous=FULL: an Append that
 // returned nil was fsynced to the write-ahead log and survives a process
 // crash and a power loss alike. Reads run on a separate pool of read-only
-// connections beside the writer (WAL mode). Each room keeps its newest
-// Retention messages; older ones are deleted by the writer in small batches.
+// connections beside the writer (WAL mode). The file is its owner's only
+// (mode 0600): it holds the secret that signs identity cookies.
 //
-// A database file is one epoch: the epoch is made when the file is created
-// and kept in it, so every message of the file carries the same Epoch, a
-// reopened file keeps it and a new file (or MemoryPath store) has a new
-// one. The writer queues each committed batch for the watchers in commit
-// order, which is seq order within a room (chat.Watchers).
+// What the file keeps is bounded, and the bounds are enforced by the writer
+// in the background, in small transactions between batches of appends, so
+// a post waits for at most one of them:
+//   - each room keeps its newest Retention messages;
+//   - the file keeps at most MaxRooms rooms: beyond it, the least recently
+//     active rooms (by their newest message's time) are removed whole;
+//   - with MaxAge set, messages older than it are deleted, within one
+//     SweepInterval of aging out (reads may return them until then).
+//
+// Each room has its own epoch, made when its row is created and kept while
+// the row exists, across reopening the file: every message of a room
+// carries it. A room removed by the bound on rooms and posted to again
+// starts over at seq 1 with a new epoch, so a reader holding a cursor of
+// its old history knows that history is gone. (Rooms of a file from before
+// per-room epochs keep the file's old epoch, so cursors survive the
+// upgrade.) The writer queues each committed batch for the watchers in
+// commit order, which is seq order within a room (chat.Watchers).
 package sqlite
 
 import (
@@ -20,6 +32,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -45,8 +58,15 @@ const (
 	// DefaultMaxReaders bounds the read-only connections.
 	DefaultMaxReaders = 4
 	// DefaultTrimBatch bounds the old messages one transaction deletes from
-	// a room beyond those the transaction's own appends push out.
+	// a room beyond those the transaction's own appends push out, and the
+	// rows one transaction of room eviction or expiry deletes.
 	DefaultTrimBatch = 512
+	// DefaultMaxRooms is how many rooms the file keeps.
+	DefaultMaxRooms = 10_000
+	// MaxSweepInterval bounds the default SweepInterval.
+	MaxSweepInterval = time.Minute
+	// MinSweepInterval bounds the default SweepInterval from below.
+	MinSweepInterval = time.Second
 )
 
 // MemoryPath, given to Open as the path, keeps the database in memory only:
@@ -68,8 +88,28 @@ type Options struct {
 	// TrimBatch bounds the old messages deleted from one room in one
 	// transaction, beyond those pushed out by the transaction's appends, so
 	// trimming a long backlog (after Retention was lowered) never holds up
-	// posts for long.
+	// posts for long. It bounds, too, the rows (messages and rooms) one
+	// transaction of room eviction or of expiry deletes.
 	TrimBatch int
+	// MaxRooms bounds the rooms the file keeps. Beyond it, the rooms whose
+	// newest message is the oldest are removed with all their messages,
+	// in the background; a room posted to again starts over with a new
+	// epoch. The rooms of the batch committed last are never removed.
+	MaxRooms int
+	// MaxAge, when positive, is how long a message is kept: older ones
+	// (by Message.Time) are deleted in the background, checked every
+	// SweepInterval, so Since and Recent may return a message up to one
+	// SweepInterval (and the time the sweep takes) after it aged out. A
+	// room whose messages all aged out keeps its row, with its epoch and
+	// newest seq. Zero keeps messages forever.
+	MaxAge time.Duration
+	// SweepInterval is how often messages are checked against MaxAge:
+	// by default a tenth of MaxAge, between MinSweepInterval and
+	// MaxSweepInterval.
+	SweepInterval time.Duration
+	// Logger receives warnings: permissions tightened at Open, background
+	// work that failed (slog.Default() when nil).
+	Logger *slog.Logger
 
 	beforeBatch func() // test hook: called by the writer before each batch
 }
@@ -90,6 +130,18 @@ func (o Options) withDefaults() Options {
 	if o.TrimBatch <= 0 {
 		o.TrimBatch = DefaultTrimBatch
 	}
+	if o.MaxRooms <= 0 {
+		o.MaxRooms = DefaultMaxRooms
+	}
+	if o.MaxAge < 0 {
+		o.MaxAge = 0
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = max(min(o.MaxAge/10, MaxSweepInterval), MinSweepInterval)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	return o
 }
 
@@ -97,7 +149,6 @@ func (o Options) withDefaults() Options {
 type Store struct {
 	path      string
 	retention int64
-	epoch     string // of the database file, read at Open
 	watchers  chat.Watchers
 
 	// mu orders Append's hand-off to the writer before Close: Append sends
@@ -131,6 +182,12 @@ type Stats struct {
 	FailedAppends int64
 	// Trimmed is the number of messages deleted by retention.
 	Trimmed int64
+	// RoomsEvicted is the number of rooms removed, with their messages,
+	// to keep the file within MaxRooms.
+	RoomsEvicted int64
+	// Expired is the number of messages deleted for being older than
+	// MaxAge.
+	Expired int64
 }
 
 // Stats returns the store's counters. It may be called after Close.
@@ -140,6 +197,8 @@ func (s *Store) Stats() Stats {
 		Commits:       s.w.commits.Load(),
 		FailedAppends: s.w.failed.Load(),
 		Trimmed:       s.w.trimmed.Load(),
+		RoomsEvicted:  s.w.evicted.Load(),
+		Expired:       s.w.expired.Load(),
 	}
 }
 
@@ -156,9 +215,12 @@ func dsn(path string, params ...string) string {
 
 // Open opens (creating it if needed) the database at path, or an in-memory
 // one for MemoryPath, brings its schema up to date and starts the writer.
-// It refuses a database whose schema is newer than this code knows
-// (ErrSchemaTooNew) or that belongs to another program (ErrNotHxchat). ctx
-// bounds the opening only, not the life of the Store.
+// A new file is created with mode 0600; an existing one that group or
+// others may access loses those permissions, with a warning to
+// Options.Logger, and so do its -wal and -shm files. It refuses a database
+// whose schema is newer than this code knows (ErrSchemaTooNew) or that
+// belongs to another program (ErrNotHxchat). ctx bounds the opening only,
+// not the life of the Store.
 func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) {
 	opts = opts.withDefaults()
 	name, common := path, []string{fmt.Sprintf("_pragma=busy_timeout(%d)", opts.BusyTimeout.Milliseconds())}
@@ -179,6 +241,11 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 			err = fmt.Errorf("sqlite: open %s: %w", path, err)
 		}
 	}()
+	if path != MemoryPath {
+		if err := createFile(path); err != nil {
+			return nil, err
+		}
+	}
 
 	// synchronous=FULL: in WAL mode, a commit returns only after the log
 	// is fsynced. NORMAL would survive a crash of the process (the log
@@ -218,8 +285,10 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	if err := migrate(ctx, s.wdb); err != nil {
 		return nil, err
 	}
-	if s.epoch, err = readEpoch(ctx, s.wdb); err != nil {
-		return nil, err
+	if path != MemoryPath {
+		if err := tightenFiles(ctx, path, opts.Logger); err != nil {
+			return nil, err
+		}
 	}
 
 	s.rdb, err = sql.Open("sqlite", dsn(name, slices.Concat(common, []string{"_pragma=query_only(1)"})...))
@@ -232,21 +301,21 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	// The newest retention seqs of a room are the only ones that count:
 	// rows below them may still be waiting for the trimmer.
 	if s.since, err = s.rdb.PrepareContext(ctx, `
-		SELECT m.seq, m.author, m.author_key, m.body, m.time_us
+		SELECT r.epoch, m.seq, m.author, m.author_key, m.body, m.time_us
 		FROM rooms r JOIN messages m ON m.room_id = r.id
 		WHERE r.name = ?1 AND m.seq > max(?2, r.last_seq - ?3)
 		ORDER BY m.seq LIMIT ?4`); err != nil {
 		return nil, err
 	}
 	if s.recent, err = s.rdb.PrepareContext(ctx, `
-		SELECT m.seq, m.author, m.author_key, m.body, m.time_us
+		SELECT r.epoch, m.seq, m.author, m.author_key, m.body, m.time_us
 		FROM rooms r JOIN messages m ON m.room_id = r.id
 		WHERE r.name = ?1 AND m.seq > r.last_seq - ?2
 		ORDER BY m.seq`); err != nil {
 		return nil, err
 	}
 
-	if s.w, err = newWriter(ctx, s.wdb, opts, s.epoch, &s.watchers); err != nil {
+	if s.w, err = newWriter(ctx, s.wdb, opts, &s.watchers); err != nil {
 		return nil, err
 	}
 	go s.w.run()
@@ -255,7 +324,7 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 
 // Append implements chat.Store. It queues m for the writer and waits until
 // the transaction holding it has committed and been fsynced, then returns m
-// with its Seq, the file's Epoch, and Time cut to the microseconds the store
+// with its Seq, its room's Epoch, and Time cut to the microseconds the store
 // keeps. A failed transaction fails every Append in it, and none of them
 // used a seq.
 //
@@ -292,7 +361,7 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 		if res.err != nil {
 			return chat.Message{}, fmt.Errorf("append to %q: %w", m.Room, mapErr(res.err))
 		}
-		m.Seq, m.Epoch = res.seq, s.epoch
+		m.Seq, m.Epoch = res.seq, res.epoch
 		return m, nil
 	case <-ctx.Done():
 		return chat.Message{}, fmt.Errorf("append to %q: %w (the message may still be stored)", m.Room, ctx.Err())
@@ -300,8 +369,9 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 }
 
 // Since implements chat.Store: up to limit messages of room with Seq >
-// after, oldest first, never one beyond the room's retention. It reads a
-// consistent snapshot and never waits for the writer.
+// after, oldest first, never one beyond the room's retention, each with the
+// room's epoch. It reads a consistent snapshot and never waits for the
+// writer.
 func (s *Store) Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, fmt.Errorf("since in %q: %w", room, err)
@@ -355,12 +425,18 @@ func (s *Store) query(ctx context.Context, stmt *sql.Stmt, room string, most int
 	}
 	defer rows.Close()
 	out := make([]chat.Message, 0, min(most, 64))
+	var epoch string
+	var rawEpoch sql.RawBytes // the same in every row: made a string once
 	for rows.Next() {
-		m := chat.Message{Room: room, Epoch: s.epoch}
+		m := chat.Message{Room: room}
 		var us int64
-		if err := rows.Scan(&m.Seq, &m.Author, &m.AuthorKey, &m.Text, &us); err != nil {
+		if err := rows.Scan(&rawEpoch, &m.Seq, &m.Author, &m.AuthorKey, &m.Text, &us); err != nil {
 			return nil, err
 		}
+		if string(rawEpoch) != epoch {
+			epoch = string(rawEpoch)
+		}
+		m.Epoch = epoch
 		m.Time = time.UnixMicro(us).UTC()
 		out = append(out, m)
 	}
@@ -379,23 +455,6 @@ func (s *Store) query(ctx context.Context, stmt *sql.Stmt, room string, most int
 // never.
 func (s *Store) Watch(room string, fn func(chat.Message)) (stop func()) {
 	return s.watchers.Watch(room, fn)
-}
-
-// readEpoch reads the file's epoch, which migration 0004 made. A row
-// deleted by hand is made again: a new epoch only makes readers start over,
-// which is safe.
-func readEpoch(ctx context.Context, db *sql.DB) (string, error) {
-	if _, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO settings (key, value) VALUES ('epoch', ?1)`, []byte(chat.NewEpoch())); err != nil {
-		return "", fmt.Errorf("epoch: %w", mapErr(err))
-	}
-	var epoch string
-	if err := db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = 'epoch'`).Scan(&epoch); err != nil {
-		return "", fmt.Errorf("epoch: %w", mapErr(err))
-	}
-	if !chat.ValidEpoch(epoch) {
-		return "", fmt.Errorf("epoch: the settings row 'epoch' holds %q, want 1 to %d lower-case letters and digits (delete the row to make a new one)", epoch, chat.MaxEpochLen)
-	}
-	return epoch, nil
 }
 
 // readErr maps the error of a read: a read that raced Close reports

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -25,74 +26,146 @@ func epochOf(t *testing.T, s *Store, room string) string {
 	return m.Epoch
 }
 
-// TestEpochPerFile: a database file keeps its epoch across Close and Open
-// and for every room; another file, or another in-memory store, has
-// another.
-func TestEpochPerFile(t *testing.T) {
+// TestEpochPerRoom: a room's epoch is made with the room, is the same for
+// every message of it, and survives Close and Open; each room, and each
+// room of another file or in-memory store, has its own. (A room removed
+// and created again gets a new one: TestEvictedRoomStartsOver.)
+func TestEpochPerRoom(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "chat.db")
 	s := openStore(t, path, Options{})
-	first := epochOf(t, s, "lobby")
-	if got := epochOf(t, s, "other"); got != first {
-		t.Errorf("epoch of another room of the file = %q, want %q", got, first)
+	lobby, other := epochOf(t, s, "lobby"), epochOf(t, s, "other")
+	if got := epochOf(t, s, "lobby"); got != lobby {
+		t.Errorf("epoch of the room's second message = %q, want %q like its first", got, lobby)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = openStore(t, path, Options{})
-	if got := epochOf(t, s, "lobby"); got != first {
-		t.Errorf("epoch after reopening the file = %q, want %q", got, first)
-	}
-	got, err := s.Since(t.Context(), "lobby", 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range got {
-		if m.Epoch != first {
-			t.Errorf("seq %d read after reopening with Epoch %q, want %q", m.Seq, m.Epoch, first)
+	for room, want := range map[string]string{"lobby": lobby, "other": other} {
+		if got := epochOf(t, s, room); got != want {
+			t.Errorf("epoch of %q after reopening the file = %q, want %q", room, got, want)
+		}
+		got, err := s.Since(t.Context(), room, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range got {
+			if m.Epoch != want {
+				t.Errorf("%s seq %d read after reopening with Epoch %q, want %q", room, m.Seq, m.Epoch, want)
+			}
 		}
 	}
 
-	other := epochOf(t, openStore(t, filepath.Join(dir, "other.db"), Options{}), "lobby")
+	otherFile := epochOf(t, openStore(t, filepath.Join(dir, "other.db"), Options{}), "lobby")
 	mem1 := epochOf(t, openStore(t, MemoryPath, Options{}), "lobby")
 	mem2 := epochOf(t, openStore(t, MemoryPath, Options{}), "lobby")
 	// Random epochs of 32 bits: a clash here is a bug, not bad luck.
-	if e := []string{first, other, mem1, mem2}; len(slices.Compact(slices.Sorted(slices.Values(e)))) != len(e) {
-		t.Errorf("epochs of the file, another file and two in-memory stores = %v, want all different", e)
+	if e := []string{lobby, other, otherFile, mem1, mem2}; len(slices.Compact(slices.Sorted(slices.Values(e)))) != len(e) {
+		t.Errorf("epochs of two rooms of the file, of another file and of two in-memory stores = %v, want all different", e)
 	}
 }
 
-// TestEpochMigratedFile: a file from before epochs (schema version 3) is
-// given one when it is migrated, and keeps it.
-func TestEpochMigratedFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "chat.db")
-	s := openStore(t, path, Options{})
-	mustAppend(t, s, msg("lobby", "old"), 1)
-	if err := s.Close(); err != nil {
+// fileAt creates the database at path at schema version v, as the hxchat
+// that knew v left it, and returns it open.
+func fileAt(t *testing.T, path string, v int) *sql.DB {
+	t.Helper()
+	steps, err := migrations()
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Back to version 3, as an older hxchat left it.
 	db := rawDB(t, path)
-	if _, err := db.Exec(`DELETE FROM settings WHERE key = 'epoch'; PRAGMA user_version = 3`); err != nil {
+	for _, m := range steps[:v] {
+		if _, err := db.Exec(m.sql); err != nil {
+			t.Fatalf("migration %s: %v", m.name, err)
+		}
+	}
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d; PRAGMA application_id = %d", v, applicationID)); err != nil {
 		t.Fatal(err)
 	}
-	s = openStore(t, path, Options{})
-	epoch := epochOf(t, s, "lobby")
-	var stored string
-	if err := db.QueryRow(`SELECT value FROM settings WHERE key = 'epoch'`).Scan(&stored); err != nil || stored != epoch {
-		t.Errorf("settings row 'epoch' = %q, %v; want %q", stored, err, epoch)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := epochOf(t, openStore(t, path, Options{}), "lobby"); got != epoch {
-		t.Errorf("epoch after reopening the migrated file = %q, want %q", got, epoch)
+	return db
+}
+
+// TestEpochMigratedFile: the rooms of a file from before per-room epochs
+// (schema version 4) keep the file's epoch, so cursors survive the upgrade,
+// and a file from before epochs (version 3), or whose epoch was edited into
+// something no cursor can carry, gets one new epoch for its rooms; rooms
+// created after the upgrade get epochs of their own.
+func TestEpochMigratedFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		v    int
+		bad  string // an epoch set by hand before the upgrade
+	}{
+		{"FromVersion3", 3, ""},
+		{"FromVersion4", 4, ""},
+		{"FromVersion4BadEpoch", 4, "Not-An-Epoch"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := tc.v
+			path := filepath.Join(t.TempDir(), "chat.db")
+			db := fileAt(t, path, v)
+			for _, q := range []string{
+				"INSERT INTO rooms (name, last_seq, last_time_us) VALUES ('lobby', 2, 0), ('other', 1, 0)",
+				"INSERT INTO messages (room_id, seq, author, body, time_us) VALUES (1, 1, 'a', 'one', 0), (1, 2, 'a', 'two', 0), (2, 1, 'b', 'hi', 0)",
+			} {
+				if _, err := db.Exec(q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.bad != "" {
+				if _, err := db.Exec(`UPDATE settings SET value = CAST(?1 AS BLOB) WHERE key = 'epoch'`, tc.bad); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var fileEpoch string
+			if v >= 4 {
+				if err := db.QueryRow(`SELECT value FROM settings WHERE key = 'epoch'`).Scan(&fileEpoch); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			s := openStore(t, path, Options{})
+			got, err := s.Recent(t.Context(), "lobby", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if texts(got) != "1:one 2:two" {
+				t.Fatalf("lobby after the migration = %q, want 1:one 2:two", texts(got))
+			}
+			epoch := got[0].Epoch
+			if v >= 4 && tc.bad == "" && epoch != fileEpoch {
+				t.Errorf("epoch of a room migrated from version %d = %q, want the file's %q: cursors would reset", v, epoch, fileEpoch)
+			}
+			if !chat.ValidEpoch(epoch) || got[1].Epoch != epoch {
+				t.Errorf("epochs of the migrated room = %q, %q; want one valid epoch", got[0].Epoch, got[1].Epoch)
+			}
+			if m, err := s.Append(t.Context(), msg("lobby", "three")); err != nil || m.Seq != 3 || m.Epoch != epoch {
+				t.Errorf("Append to the migrated room = (seq %d, epoch %q, %v), want seq 3 in epoch %q", m.Seq, m.Epoch, err, epoch)
+			}
+			if got := epochOf(t, s, "other"); got != epoch {
+				t.Errorf("epoch of the file's other room = %q, want %q like lobby's", got, epoch)
+			}
+			fresh := epochOf(t, s, "new room")
+			if fresh == epoch {
+				t.Errorf("a room created after the migration has the migrated rooms' epoch %q, want its own", epoch)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openStore(t, path, Options{})
+			for room, want := range map[string]string{"lobby": epoch, "other": epoch, "new room": fresh} {
+				if got := epochOf(t, s, room); got != want {
+					t.Errorf("epoch of %q after reopening the migrated file = %q, want %q", room, got, want)
+				}
+			}
+		})
 	}
 }
 
 // TestWatchOnlyCommitted: messages of a failed transaction never reach a
 // watcher; those of a committed batch do, in commit order, each room's in
-// seq order, with the file's epoch.
+// seq order, with the room's epoch.
 func TestWatchOnlyCommitted(t *testing.T) {
 	g := newGate()
 	s := openStore(t, filepath.Join(t.TempDir(), "chat.db"), Options{beforeBatch: g.hook})
@@ -139,7 +212,12 @@ func TestWatchOnlyCommitted(t *testing.T) {
 		})
 	}
 	batch.Wait()
-	want := []string{"lobby/1:first@" + epoch, "lobby/2:x@" + epoch, "other/1:x@" + epoch, "other/2:x@" + epoch}
+	head, err := s.Recent(t.Context(), "other", 1)
+	if err != nil || len(head) != 1 {
+		t.Fatalf("Recent(other) = (%d messages, %v), want 1", len(head), err)
+	}
+	otherEpoch := head[0].Epoch // each room has its own
+	want := []string{"lobby/1:first@" + epoch, "lobby/2:x@" + epoch, "other/1:x@" + otherEpoch, "other/2:x@" + otherEpoch}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()

@@ -37,6 +37,9 @@ func openStore(ctx context.Context, o options, logger *slog.Logger) (chat.Store,
 			BusyTimeout: o.dbBusyTimeout,
 			MaxBatch:    o.dbMaxBatch,
 			MaxReaders:  o.dbReaders,
+			MaxRooms:    o.maxRooms,
+			MaxAge:      o.maxAge,
+			Logger:      logger,
 		})
 		if err != nil {
 			return nil, "", fmt.Errorf("open sqlite store %s: %w", o.db, err)
