@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -118,4 +120,71 @@ func TestSlowPageReadersAreCutOff(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("goroutines %d, base %d: %d readers that never read are still held %s after the write timeout %s", now, base, clients, margin, writeTimeout)
+}
+
+// roomPage fetches a room page and returns its body.
+func roomPage(t *testing.T, srv *server, room string) string {
+	t.Helper()
+	resp, err := http.Get(srv.roomURL(room))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", srv.roomURL(room), resp.StatusCode)
+	}
+	return string(b)
+}
+
+// TestRoomBoundOnSQLite posts into 3× -max-rooms rooms of the SQLite file,
+// one room after the other: in the background, the history of the least
+// recently active rooms is removed, and the newest rooms keep theirs.
+func TestRoomBoundOnSQLite(t *testing.T) {
+	const maxRooms = 5
+	srv := startServer(t, "-max-rooms", strconv.Itoa(maxRooms))
+	room := func(i int) string { return "bound-" + strconv.Itoa(i) }
+	for i := range 3 * maxRooms {
+		srv.post(t, room(i), "message in room "+strconv.Itoa(i))
+		time.Sleep(2 * time.Millisecond) // distinct activity times
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Contains(roomPage(t, srv, room(0)), "message in room 0") {
+		if time.Now().After(deadline) {
+			t.Fatalf("room %s still has its history 10 s after %d newer rooms were posted to (-max-rooms %d)", room(0), 3*maxRooms-1, maxRooms)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i := range 2 * maxRooms {
+		if page := roomPage(t, srv, room(i)); strings.Contains(page, "message in room "+strconv.Itoa(i)+"<") {
+			t.Errorf("room %s (among the oldest) still has its history", room(i))
+		}
+	}
+	for i := 2 * maxRooms; i < 3*maxRooms; i++ {
+		if page := roomPage(t, srv, room(i)); !strings.Contains(page, "message in room "+strconv.Itoa(i)+"<") {
+			t.Errorf("room %s (among the newest %d) lost its history", room(i), maxRooms)
+		}
+	}
+	// A removed room works again, from its first message.
+	srv.post(t, room(0), "back again")
+	if page := roomPage(t, srv, room(0)); !strings.Contains(page, "back again") || !strings.Contains(page, `id="msg-1"`) {
+		t.Errorf("room %s posted to again: want its new message as msg-1", room(0))
+	}
+}
+
+// TestDatabaseFileOwnerOnly: the SQLite file holds the secret that signs
+// cookies, so it and its WAL and SHM are readable by their owner only.
+func TestDatabaseFileOwnerOnly(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "chat.db")
+	srv := startServer(t, "-db", db)
+	srv.post(t, "perm", "hello")
+	for _, name := range []string{db, db + "-wal", db + "-shm"} {
+		info, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := info.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s has mode %v, want -rw------- (it holds the cookie secret)", filepath.Base(name), perm)
+		}
+	}
 }
