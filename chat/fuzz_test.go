@@ -13,14 +13,16 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/hxchat/hxchat/chat"
 )
 
 // roomModel is the room-name rule of DESIGN.md, written independently of
 // chat.ValidateRoom: 1 to 64 characters of valid UTF-8, each a Unicode
 // letter or digit or one of "-_.", none invisible, no mix of scripts
-// (invisibleModel, scriptsAllowedModel in message_test.go), and not "." or
-// "..".
+// (invisibleModel, scriptsAllowedModel in message_test.go), composed (NFC),
+// no pile of combining marks, and not "." or "..".
 func roomModel(name string) bool {
 	if !utf8.ValidString(name) || name == "." || name == ".." {
 		return false
@@ -32,7 +34,25 @@ func roomModel(name string) bool {
 			return false
 		}
 	}
-	return n >= 1 && n <= chat.MaxRoomLen && scriptsAllowedModel(scriptsModel(name))
+	return n >= 1 && n <= chat.MaxRoomLen && scriptsAllowedModel(scriptsModel(name)) &&
+		norm.NFC.String(name) == name && marksModel(name)
+}
+
+// marksModel reports whether no character of s carries more than
+// chat.MaxMarks combining marks.
+func marksModel(s string) bool {
+	run := 0
+	for _, r := range s {
+		if unicode.In(r, unicode.Mn, unicode.Mc, unicode.Me) {
+			run++
+		} else {
+			run = 0
+		}
+		if run > chat.MaxMarks {
+			return false
+		}
+	}
+	return true
 }
 
 func FuzzValidateRoom(f *testing.F) {
@@ -110,7 +130,7 @@ func textModel(in string) (string, bool) {
 			return "", false
 		}
 	}
-	if !strings.ContainsFunc(out, func(r rune) bool { return !unicode.IsSpace(r) && !invisibleModel(r) }) {
+	if !strings.ContainsFunc(out, func(r rune) bool { return !unicode.IsSpace(r) && !invisibleModel(r) }) || !marksModel(out) {
 		return "", false
 	}
 	return out, true

@@ -10,13 +10,36 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Limits on names and message bodies, in characters (runes).
 const (
 	MaxRoomLen    = 64
 	MaxMessageLen = 2000
+	// MaxMarks is the most combining marks in a row on one character in a
+	// name, room name or message. Real text needs a few (Vietnamese two,
+	// Tibetan stacks up to about six); "zalgo" text stacks hundreds, which
+	// draw over the messages above and below.
+	MaxMarks = 8
 )
+
+// markPile returns the first combining mark in s that is more than MaxMarks
+// in a row, or -1.
+func markPile(s string) rune {
+	n := 0
+	for _, r := range s {
+		if !unicode.IsMark(r) {
+			n = 0
+			continue
+		}
+		if n++; n > MaxMarks {
+			return r
+		}
+	}
+	return -1
+}
 
 // ErrInvalid marks input that breaks a rule; the error text says which rule,
 // in words fit to show a user. Handlers map it to a 4xx status.
@@ -69,7 +92,10 @@ func Reason(err error) string {
 // "moderately restrictive" level, as for NormalizeName: one script; Latin
 // with Han and Hiragana and Katakana, with Han and Bopomofo, or with Han and
 // Hangul; or Latin and one other recommended script except Cyrillic and
-// Greek (digits and "-_." of the Common script go with any). So "lobby",
+// Greek (digits and "-_." of the Common script go with any). The name must
+// be in composed form (NFC), so "é" and "e"+U+0301 cannot be two rooms that
+// look the same, and no character may carry more than MaxMarks combining
+// marks. So "lobby",
 // "team-7", "한국어" and "日本語-chat" are room names; "Ελληνικά_日本語" is not. The
 // error wraps ErrInvalid and says what is wrong.
 func ValidateRoom(name string) error {
@@ -84,6 +110,14 @@ func ValidateRoom(name string) error {
 	}
 	if name == "." || name == ".." {
 		return invalid("room name %q is reserved", name)
+	}
+	if r := markPile(name); r >= 0 {
+		return invalid("room name has more than %d combining marks in a row (%U)", MaxMarks, r)
+	}
+	if !norm.NFC.IsNormalString(name) {
+		// "é" as one character or as "e" and a combining accent look the
+		// same: only the composed form names a room, so two rooms cannot.
+		return invalid("room name is not in composed form (Unicode NFC); %q is the same name composed", norm.NFC.String(name))
 	}
 	for _, r := range name {
 		switch {
@@ -113,7 +147,8 @@ func ValidateRoom(name string) error {
 // U+3164, U+FFA0; U+2800 BRAILLE PATTERN BLANK), so no stored message
 // renders as nothing. Invisible characters next to visible ones stay: a zero
 // width joiner holds emoji sequences together. The error wraps ErrInvalid
-// and says what is wrong.
+// and says what is wrong. No character may carry more than MaxMarks
+// combining marks ("zalgo" text).
 func NormalizeText(text string) (string, error) {
 	if !utf8.ValidString(text) {
 		return "", invalid("message is not valid UTF-8")
@@ -126,6 +161,9 @@ func NormalizeText(text string) (string, error) {
 	}
 	if n := utf8.RuneCountInString(text); n > MaxMessageLen {
 		return "", invalid("message is %d characters long; the limit is %d", n, MaxMessageLen)
+	}
+	if r := markPile(text); r >= 0 {
+		return "", invalid("message has more than %d combining marks in a row (%U)", MaxMarks, r)
 	}
 	visible, firstInvisible := false, rune(-1)
 	for _, r := range text {

@@ -112,6 +112,10 @@ func TestValidateRoom(t *testing.T) {
 		// Characters that render as nothing, alone and inside a name: a
 		// link to such a room would show no text, or the text of another.
 		{"HangulFiller", "\u3164", "invisible character (U+3164)"},
+		// One name, one spelling: "é" decomposed looks like "é" composed.
+		{"Decomposed", "cafe\u0301", "not in composed form (Unicode NFC); \"caf\u00e9\""},
+		{"DecomposedHangul", "\u1112\u1161\u11AB", "not in composed form"},
+		{"Zalgo", "a" + strings.Repeat("\u0301", chat.MaxMarks+1), "more than 8 combining marks in a row (U+0301)"},
 		{"HangulChoseongFiller", "\u115F", "invisible character (U+115F)"},
 		{"HangulJungseongFiller", "\u1160", "invisible character (U+1160)"},
 		{"HalfwidthHangulFiller", "\uFFA0", "invisible character (U+FFA0)"},
@@ -224,6 +228,7 @@ func TestNormalizeText(t *testing.T) {
 		{"BrailleBlankWithText", "\u2800\u2800a", "\u2800\u2800a"},
 		{"VisibleFormatCharacter", "\u0600", "\u0600"}, // ARABIC NUMBER SIGN is drawn
 		{"CombiningMarkOnly", "\u0301", "\u0301"},
+		{"MarksUpToLimit", "a" + strings.Repeat("\u0301", chat.MaxMarks) + " ok", "a" + strings.Repeat("\u0301", chat.MaxMarks) + " ok"},
 	} {
 		t.Run("OK/"+tc.name, func(t *testing.T) {
 			got, err := chat.NormalizeText(tc.in)
@@ -239,6 +244,7 @@ func TestNormalizeText(t *testing.T) {
 		{"Empty", "", "empty"},
 		{"Spaces", "   ", "empty"},
 		{"WhitespaceOnly", " \t\r\n\u3000 ", "empty"},
+		{"Zalgo", "he" + strings.Repeat("\u0337\u0334", 100) + "llo", "more than 8 combining marks in a row (U+0337)"},
 		{"CRLFOnly", "\r\n\r\n", "empty"},
 		{"TooLongASCII", strings.Repeat("a", chat.MaxMessageLen+1), "2001"},
 		// 6003 bytes: the limit counts characters, and the reason says so.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // MaxNameLen is the longest display name, in characters (runes).
@@ -51,9 +53,14 @@ func NormalizeName(s string) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", invalid("name is not valid UTF-8")
 	}
-	s = strings.TrimSpace(s)
+	// Composed (NFC), so one name has one spelling: a decomposed "Zoë"
+	// from a paste is the same name as the composed one.
+	s = norm.NFC.String(strings.TrimSpace(s))
 	if s == "" {
 		return "", invalid("name is empty")
+	}
+	if r := markPile(s); r >= 0 {
+		return "", invalid("name has more than %d combining marks in a row (%U)", MaxMarks, r)
 	}
 	var b strings.Builder
 	b.Grow(len(s))

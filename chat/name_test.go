@@ -26,7 +26,8 @@ func TestNormalizeName(t *testing.T) {
 		{"MaxLen", strings.Repeat("a", chat.MaxNameLen), strings.Repeat("a", chat.MaxNameLen)},
 		{"MaxLenKorean", strings.Repeat("방", chat.MaxNameLen), strings.Repeat("방", chat.MaxNameLen)}, // 96 bytes
 		{"MaxLenAfterCollapse", "a" + strings.Repeat(" ", 40) + strings.Repeat("b", chat.MaxNameLen-2), "a " + strings.Repeat("b", chat.MaxNameLen-2)},
-		{"CombiningMark", "Zoe\u0308", "Zoe\u0308"},
+		{"CombiningMark", "Zoe\u0308", "Zo\u00eb"}, // composed (NFC): one name, one spelling
+		{"MarksUpToLimit", "a" + strings.Repeat("\u0301", chat.MaxMarks), "\u00e1" + strings.Repeat("\u0301", chat.MaxMarks-1)},
 		{"Devanagari", "हिन्दी", "हिन्दी"},
 		{"OtherScripts", "Ελένη Δ.", "Ελένη Δ."},
 		{"Arabic", "علي", "علي"},
@@ -72,6 +73,7 @@ func TestNormalizeName(t *testing.T) {
 		{"TooLongKorean", strings.Repeat("방", chat.MaxNameLen+1), "33 characters"},
 		{"HTML", "<b>", "'<'"},
 		{"HTMLInside", "Ann<b>", "'<'"},
+		{"Zalgo", "Ann" + strings.Repeat("\u0336", 40), "more than 8 combining marks in a row (U+0336)"},
 		{"Ampersand", "A&B", "'&'"},
 		{"Quote", `An"n`, `'"'`},
 		{"Tab", "Jo\tAnn", "control character (U+0009)"},

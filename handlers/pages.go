@@ -10,6 +10,7 @@ import (
 
 	"github.com/a-h/templ"
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/hxchat/hxchat/chat"
 	"github.com/hxchat/hxchat/views"
@@ -50,7 +51,9 @@ func handleIndex(logger *slog.Logger, lobby Lobby) http.HandlerFunc {
 // room, or shows the index again with what is wrong with the name.
 func handleRoomQuery(logger *slog.Logger, lobby Lobby, m *Metrics) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		room := strings.TrimSpace(r.URL.Query().Get("room"))
+		// Composed (NFC), as room names must be: what a keyboard or a
+		// paste made decomposed is the same name.
+		room := norm.NFC.String(strings.TrimSpace(r.URL.Query().Get("room")))
 		if err := chat.ValidateRoom(room); err != nil {
 			m.rejected("bad_room")
 			render(w, r, statusOf(err), views.Index(strings.ToValidUTF8(room, "\uFFFD"), chat.Reason(err), nameState(r), roomsState(r, logger, lobby)))

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/hxchat/hxchat/static"
 )
 
@@ -132,6 +134,10 @@ func TestRoomQuery(t *testing.T) {
 			{"Dashes", "team-7", "/chat/team-7/"},
 			{"Trimmed", "  lobby ", "/chat/lobby/"},
 			{"Korean", "한국어", "/chat/%ED%95%9C%EA%B5%AD%EC%96%B4/"},
+			// Typed or pasted decomposed, the name is composed (NFC): the
+			// one spelling a room has.
+			{"Decomposed", "cafe\u0301", "/chat/caf%C3%A9/"},
+			{"DecomposedKorean", "\u1112\u1161\u11AB\u1100\u116E\u11A8\u110B\u1165", "/chat/%ED%95%9C%EA%B5%AD%EC%96%B4/"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -147,7 +153,7 @@ func TestRoomQuery(t *testing.T) {
 				if got, want := w.Code, http.StatusOK; got != want {
 					t.Fatalf("following the redirect: status %d, want %d", got, want)
 				}
-				if want := "<h1>" + html.EscapeString(strings.TrimSpace(tt.room)) + "</h1>"; !strings.Contains(w.Body.String(), want) {
+				if want := "<h1>" + html.EscapeString(norm.NFC.String(strings.TrimSpace(tt.room))) + "</h1>"; !strings.Contains(w.Body.String(), want) {
 					t.Errorf("room page lacks %q", want)
 				}
 			})
