@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // DefaultRetention is how many messages per room a store keeps by default.
@@ -16,7 +17,8 @@ const DefaultMaxRooms = 10000
 
 // MemoryStore is a Store that keeps the newest messages of each room in
 // memory, for at most a bounded number of rooms: when a new room would
-// exceed it, the room that was posted to least recently is forgotten.
+// exceed it, the room that was posted to least recently is forgotten. With
+// WithMaxAge it also drops messages older than an age.
 // History is lost when the process ends: each MemoryStore is an epoch of
 // its own. Appends queue their messages for the watchers under the store's
 // lock, so the watchers get each room's messages in seq order, and no
@@ -24,6 +26,7 @@ const DefaultMaxRooms = 10000
 type MemoryStore struct {
 	retention int
 	maxRooms  int
+	maxAge    time.Duration // 0: keep
 	epoch     string
 	watchers  Watchers
 
@@ -50,16 +53,26 @@ func WithMaxRooms(n int) MemoryOption {
 	}
 }
 
+// WithMaxAge drops messages older than d, by their Time: reads skip them at
+// once, and an append to a room frees the room's old ones (its memory is
+// bounded by the retention either way). A room keeps counting its seqs.
+// d <= 0 keeps messages until the retention or the room bound drops them.
+func WithMaxAge(d time.Duration) MemoryOption {
+	return func(s *MemoryStore) { s.maxAge = max(d, 0) }
+}
+
 var (
 	_ Store        = (*MemoryStore)(nil)
 	_ SecretKeeper = (*MemoryStore)(nil)
 )
 
 // memRoom is a ring of the newest messages: msgs[(seq-base-1) % retention]
-// holds seq.
+// holds seq, for the n seqs up to last. The ring grows up to retention:
+// while it does, the next seq's slot is the next one appended.
 type memRoom struct {
-	base int64     // seqs up to base were given out before the room was forgotten
+	base int64     // seqs up to base were given out before the ring (re)started
 	last int64     // newest seq
+	n    int       // messages held: seqs last-n+1 to last
 	msgs []Message // ring buffer, grows up to retention
 	elem *list.Element
 }
@@ -99,6 +112,9 @@ func (s *MemoryStore) Append(ctx context.Context, m Message) (Message, error) {
 		s.rooms[m.Room] = r
 	} else {
 		s.lru.MoveToFront(r.elem)
+		if s.maxAge > 0 {
+			r.expire(time.Now().Add(-s.maxAge), s.retention)
+		}
 	}
 	r.last++
 	m.Seq = r.last
@@ -108,6 +124,7 @@ func (s *MemoryStore) Append(ctx context.Context, m Message) (Message, error) {
 	} else {
 		r.msgs[(m.Seq-r.base-1)%int64(s.retention)] = m
 	}
+	r.n = min(r.n+1, s.retention)
 	s.watchers.Queue(m) // under the lock: the queue is in seq order
 	return m, nil
 }
@@ -117,12 +134,46 @@ func (s *MemoryStore) Watch(room string, fn func(Message)) (stop func()) {
 	return s.watchers.Watch(room, fn)
 }
 
-// first returns the oldest seq still held (1 when nothing was trimmed).
-func (r *memRoom) first() int64 { return r.last - int64(len(r.msgs)) + 1 }
+// first returns the oldest seq still held (1 when nothing was trimmed),
+// last+1 when none is.
+func (r *memRoom) first() int64 { return r.last - int64(r.n) + 1 }
 
 // at returns the message with seq, which must be within [first, last].
 func (r *memRoom) at(seq int64, retention int) Message {
 	return r.msgs[(seq-r.base-1)%int64(retention)]
+}
+
+// fresh returns the oldest seq held from which on the messages are not
+// older than cutoff (last+1 when all are): the ones before it are expired.
+// Messages are in time order but for posts that raced, so the older ones
+// are those at the front.
+func (r *memRoom) fresh(cutoff time.Time, retention int) int64 {
+	seq := r.first()
+	for seq <= r.last && r.at(seq, retention).Time.Before(cutoff) {
+		seq++
+	}
+	return seq
+}
+
+// expire frees the messages older than cutoff at the front of the ring. An
+// empty ring starts over, from its first slot, with the next seq.
+func (r *memRoom) expire(cutoff time.Time, retention int) {
+	for seq, end := r.first(), r.fresh(cutoff, retention); seq < end; seq++ {
+		r.msgs[(seq-r.base-1)%int64(retention)] = Message{}
+		r.n--
+	}
+	if r.n == 0 {
+		r.msgs, r.base = nil, r.last
+	}
+}
+
+// oldest returns the oldest seq a read returns: the first held and not
+// expired.
+func (s *MemoryStore) oldest(r *memRoom) int64 {
+	if s.maxAge > 0 {
+		return r.fresh(time.Now().Add(-s.maxAge), s.retention)
+	}
+	return r.first()
 }
 
 // Since implements Store.
@@ -139,8 +190,11 @@ func (s *MemoryStore) Since(ctx context.Context, room string, after int64, limit
 	if r == nil || limit <= 0 || after >= r.last {
 		return nil, nil
 	}
-	from := max(after+1, r.first())
+	from := max(after+1, s.oldest(r))
 	n := min(r.last-from+1, int64(limit)) // from+limit-1 overflows for a huge limit
+	if n <= 0 {
+		return nil, nil
+	}
 	out := make([]Message, 0, n)
 	for seq := from; seq < from+n; seq++ {
 		out = append(out, r.at(seq, s.retention))
@@ -162,7 +216,10 @@ func (s *MemoryStore) Recent(ctx context.Context, room string, n int) ([]Message
 	if r == nil || n <= 0 {
 		return nil, nil
 	}
-	from := max(r.first(), r.last-int64(n)+1)
+	from := max(s.oldest(r), r.last-int64(n)+1)
+	if from > r.last {
+		return nil, nil
+	}
 	out := make([]Message, 0, r.last-from+1)
 	for seq := from; seq <= r.last; seq++ {
 		out = append(out, r.at(seq, s.retention))

@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// goroutines reads go_goroutines from the server's /metrics.
-func goroutines(t *testing.T, base string) int {
+// metricValue reads one unlabelled metric from the server's /metrics.
+func metricValue(t *testing.T, base, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -24,16 +24,22 @@ func goroutines(t *testing.T, base string) int {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			n, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return int(n)
+			return n
 		}
 	}
-	t.Fatal("go_goroutines not in /metrics")
+	t.Fatalf("%s not in /metrics", name)
 	return 0
+}
+
+// goroutines reads go_goroutines from the server's /metrics.
+func goroutines(t *testing.T, base string) int {
+	t.Helper()
+	return int(metricValue(t, base, "go_goroutines"))
 }
 
 // TestSlowPageReadersAreCutOff opens 120 requests for pages, a static file
@@ -164,6 +170,9 @@ func TestRoomBoundOnSQLite(t *testing.T) {
 		if page := roomPage(t, srv, room(i)); !strings.Contains(page, "message in room "+strconv.Itoa(i)+"<") {
 			t.Errorf("room %s (among the newest %d) lost its history", room(i), maxRooms)
 		}
+	}
+	if n := metricValue(t, srv.URL, "hxchat_rooms_evicted_total"); n < 2*maxRooms {
+		t.Errorf("hxchat_rooms_evicted_total = %v, want at least %d", n, 2*maxRooms)
 	}
 	// A removed room works again, from its first message.
 	srv.post(t, room(0), "back again")

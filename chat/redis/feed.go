@@ -35,14 +35,19 @@ import (
 // duplicate (dropped) or shows a gap (filled from the stream).
 //
 // A room's delivery point also has an epoch, the history last counts in. A
-// live message of another epoch means the history was replaced (Redis lost
-// the room's data): seq 1 of the new epoch is delivered at once, anything
-// else is read from the stream with the epoch it belongs to (one
-// MULTI/EXEC). A catch-up that finds the room's newest seq below last
-// means Redis lost writes that were delivered while the
-// epoch survived (a failover): the catch-up gives the room a new epoch
+// live message of another epoch means the history was replaced (a janitor
+// removed the room as one of the least recently active, or Redis lost its
+// data): seq 1 of the new epoch is delivered at once, anything else is read
+// from the stream with the epoch it belongs to (one MULTI/EXEC). A room
+// with no keys at all (removed, nothing posted since) is left as it was
+// delivered: its next append brings the new epoch. A catch-up that finds
+// the room's newest seq below last while its epoch key still holds the
+// same epoch means Redis lost writes that were delivered while the epoch
+// survived (a failover): the catch-up gives the room a new epoch
 // (compare-and-set, see bumpEpochScript) and delivers the stream from 0
 // under it, so the loss shows as a new history instead of old seqs reused.
+// A removal, whose keys go all at once and whose next append sets a new
+// epoch, never looks like that.
 
 // fillBatch is how many stream entries one catch-up read asks for.
 const fillBatch = 512
@@ -146,9 +151,14 @@ func (s *Store) head(ctx context.Context, name string) (int64, string, error) {
 // bumpEpochScript gives a room a new epoch, KEYS[1] := ARGV[2], unless its
 // epoch key has changed since the caller read ARGV[1] ("" for none): of
 // several nodes noticing one loss, the first one's epoch wins and the
-// others adopt it. It returns the epoch now in force.
+// others adopt it. It returns the epoch now in force, or "" when the room
+// has no keys left (a janitor removed it meanwhile): a removed room gets no
+// epoch key but from its next append.
+//
+// KEYS: epoch, seq counter, stream.
 var bumpEpochScript = goredis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
+if not cur and redis.call('EXISTS', KEYS[2], KEYS[3]) == 0 then return '' end
 if not cur or cur == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2])
   return ARGV[2]
@@ -395,8 +405,9 @@ func (s *Store) live(msg *goredis.Message, behind map[*room]struct{}) {
 			// The room's first epoch, set by this append: same history.
 			r.epoch = m.Epoch
 		case m.Seq == 1 && !late:
-			// A new history starts with m: Redis lost the room's data.
-			s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: room starts a new history; Redis lost its data",
+			// A new history starts with m: the room was removed (by a
+			// janitor, for MaxRooms) or Redis lost its data.
+			s.opts.Logger.LogAttrs(s.ctx, slog.LevelInfo, "redis fan-out: room starts a new history (removed as inactive, or lost by Redis)",
 				slog.String("room", r.name), slog.String("epoch", m.Epoch), slog.String("was_epoch", r.epoch), slog.Int64("was", r.last))
 			r.epoch, r.last = m.Epoch, 0
 		default:
@@ -482,9 +493,10 @@ func (s *Store) fill(r *room) error {
 				// epochs): the same history goes on.
 				r.epoch = snap.epoch
 			} else {
-				// Another history: all of what the stream holds now is
-				// news to the watchers.
-				s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: room has a new history; Redis lost its data",
+				// Another history (the room was removed and posted to
+				// again, or Redis lost its data): all of what the stream
+				// holds now is news to the watchers.
+				s.opts.Logger.LogAttrs(s.ctx, slog.LevelInfo, "redis fan-out: room has a new history (removed as inactive, or lost by Redis)",
 					slog.String("room", r.name), slog.String("epoch", snap.epoch), slog.String("was_epoch", r.epoch), slog.Int64("was", r.last))
 				r.epoch, r.last = snap.epoch, 0
 				continue
@@ -518,9 +530,9 @@ func (s *Store) fill(r *room) error {
 			return nil
 		}
 		if newest == 0 && snap.epoch == "" {
-			// The room is gone altogether (a flush, a restart without
-			// persistence) and nothing was appended since: its next
-			// append starts a new epoch, taken up then.
+			// The room is gone altogether (removed by a janitor, a flush,
+			// a restart without persistence) and nothing was appended
+			// since: its next append starts a new epoch, taken up then.
 			return nil
 		}
 		// Nothing after last, and the room's newest seq below it: Redis
@@ -528,9 +540,13 @@ func (s *Store) fill(r *room) error {
 		// that had not got them, a restart from an older file). Seqs after
 		// it would be handed out again for other messages: make the loss
 		// a new epoch, and deliver what is stored now under it.
-		epoch, err := bumpEpochScript.Run(s.ctx, s.client, []string{s.keys(r.name).epoch}, r.epoch, chat.NewEpoch()).Text()
+		k := s.keys(r.name)
+		epoch, err := bumpEpochScript.Run(s.ctx, s.client, []string{k.epoch, k.seq, k.log}, r.epoch, chat.NewEpoch()).Text()
 		if err != nil {
 			return err
+		}
+		if epoch == "" {
+			continue // removed meanwhile: read again, to find it gone (or new)
 		}
 		s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: room's seq went back; Redis lost data; starting a new epoch",
 			slog.String("room", r.name), slog.Int64("was", r.last), slog.Int64("now", newest),

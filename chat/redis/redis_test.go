@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,6 +249,14 @@ func TestLayout(t *testing.T) {
 	}
 	if got, err := raw.Get(t.Context(), "lay:room:{"+room+"}:epoch").Result(); err != nil || got != epoch || epoch == "" {
 		t.Errorf("epoch key = %q, %v; want %q, the epoch Append returned", got, err, epoch)
+	}
+	// Five appends in one millisecond: the activity moves by 1 ms each.
+	wantActive := strconv.FormatInt(in.Time.UnixMilli()+4, 10)
+	if got, err := raw.Get(t.Context(), "lay:room:{"+room+"}:active").Result(); err != nil || got != wantActive {
+		t.Errorf("active key = %q, %v; want %q", got, err, wantActive)
+	}
+	if got, err := raw.ZScore(t.Context(), "lay:rooms", room).Result(); err != nil || strconv.FormatFloat(got, 'f', -1, 64) != wantActive {
+		t.Errorf("rooms index score = %v, %v; want %s", got, err, wantActive)
 	}
 	xs, err := raw.XRange(t.Context(), "lay:room:{"+room+"}:log", "-", "+").Result()
 	if err != nil {

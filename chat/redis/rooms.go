@@ -12,13 +12,14 @@ import (
 
 // The rooms index, with the default key prefix:
 //
-//	hxchat:rooms  sorted set: room names; score: the time of the room's
-//	              newest message (Unix ms), kept to the newest roomsIndexed
+//	hxchat:rooms  sorted set: every room with keys; score: the room's last
+//	              activity (Unix ms), as in its active key: the time of its
+//	              newest message, or a little later (see appendScript)
 //
-// Every append updates it in the same script that stores the message.
-
-// roomsIndexed bounds the rooms index.
-const roomsIndexed = 10_000
+// Every append updates it in the same script that stores the message. It
+// holds every room, so the janitor (janitor.go) sees every room; it is
+// bounded because the rooms are: the janitor removes a room's member with
+// the room.
 
 var (
 	_ chat.RoomLister     = (*Store)(nil)

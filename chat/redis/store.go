@@ -7,6 +7,8 @@
 //
 //	hxchat:room:{NAME}:seq       string: the room's newest seq
 //	hxchat:room:{NAME}:epoch     string: the epoch of the room's history
+//	hxchat:room:{NAME}:active    string: the room's last activity (Unix ms),
+//	                             its score in the rooms index; it only grows
 //	hxchat:room:{NAME}:log       stream: one entry per message, id "SEQ-0",
 //	                             fields author, text, time (RFC 3339, ns),
 //	                             key (the author's public key)
@@ -19,7 +21,9 @@
 // keys in one slot (Open itself connects to a single server; the global
 // indexes are outside any room's slot). Channels carry the
 // database number because Pub/Sub ignores databases. Redis must not evict
-// these keys (maxmemory-policy noeviction).
+// these keys (maxmemory-policy noeviction): each Store's janitor bounds
+// them instead (janitor.go), removing the least recently active rooms
+// beyond Options.MaxRooms and, with Options.MaxAge, old messages.
 //
 // Epochs are per room. The append that starts a room's history (seq 1, or
 // a room without an epoch key) sets the epoch key to a fresh random epoch;
@@ -30,6 +34,8 @@
 // same MULTI/EXEC as the entries. A room written before epochs existed has
 // entries but no epoch key: its reads return the empty epoch until its next
 // append gives it one (its seqs go on; readers see one change of epoch).
+// A room the janitor removed has no keys left: its next append is seq 1 of
+// a new epoch, like a room Redis lost.
 package redis
 
 import (
@@ -58,6 +64,8 @@ const (
 	DefaultReadTimeout    = time.Second
 	DefaultWriteTimeout   = time.Second
 	DefaultHealthInterval = 3 * time.Second
+	DefaultMaxRooms       = 10_000
+	DefaultSweepInterval  = time.Minute
 )
 
 // Options configures a Store. Zero values select the defaults.
@@ -85,6 +93,24 @@ type Options struct {
 	// node refreshes its members every half of it, and the members of a
 	// node that stopped doing so vanish within two of it.
 	PresenceHeartbeat time.Duration
+	// MaxRooms bounds the rooms whose history Redis keeps
+	// (DefaultMaxRooms). Beyond it, the janitor removes the keys of the
+	// least recently active rooms (their stream, counter, epoch), in the
+	// background; a removed room posted to again starts over at seq 1 in a
+	// new epoch. Between sweeps the rooms may exceed it by the rooms
+	// created meanwhile.
+	MaxRooms int
+	// MaxAge, when positive, is how long messages are kept: the janitor
+	// removes older ones (by their time) from the streams, within a sweep
+	// interval or so of their passing it; a room keeps its counter and
+	// epoch, so its seqs go on. Zero keeps messages until the retention or
+	// MaxRooms removes them.
+	MaxAge time.Duration
+	// SweepInterval is how often the janitor sweeps: DefaultSweepInterval,
+	// or with MaxAge min(MaxAge/10, DefaultSweepInterval) but at least a
+	// second. An append that creates a room also makes it check MaxRooms
+	// soon.
+	SweepInterval time.Duration
 	// Logger receives the fan-out's warnings (slog.Default()).
 	Logger *slog.Logger
 }
@@ -110,6 +136,18 @@ func (o *Options) setDefaults() {
 	}
 	if o.PresenceHeartbeat <= 0 {
 		o.PresenceHeartbeat = DefaultPresenceHeartbeat
+	}
+	if o.MaxRooms <= 0 {
+		o.MaxRooms = DefaultMaxRooms
+	}
+	if o.MaxAge < 0 {
+		o.MaxAge = 0
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = DefaultSweepInterval
+		if o.MaxAge > 0 {
+			o.SweepInterval = max(min(o.MaxAge/10, DefaultSweepInterval), time.Second)
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -137,6 +175,11 @@ type Store struct {
 	retry chan struct{}       // asks run to wake the receiver soon
 
 	presence *Presence // see presence.go
+
+	// The janitor: see janitor.go.
+	created chan struct{} // an append created a room
+	evicted atomic.Int64  // rooms removed for MaxRooms
+	expired atomic.Int64  // messages removed for MaxAge
 }
 
 var (
@@ -199,11 +242,13 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		dirty:   make(map[string]struct{}),
 		wake:    make(chan struct{}, 1),
 		retry:   make(chan struct{}, 1),
+		created: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.presence = newPresence(s, o.DB)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.run()
+	go s.janitor()
 	return s, nil
 }
 
@@ -217,11 +262,11 @@ func redact(rawURL string) string {
 }
 
 // roomKeys are the names of one room's keys and channel.
-type roomKeys struct{ seq, epoch, log, live string }
+type roomKeys struct{ seq, epoch, log, active, live string }
 
 func (s *Store) keys(room string) roomKeys {
 	base := s.opts.KeyPrefix + "room:{" + room + "}:"
-	return roomKeys{seq: base + "seq", epoch: base + "epoch", log: base + "log", live: s.chanPre + room + "}:live"}
+	return roomKeys{seq: base + "seq", epoch: base + "epoch", log: base + "log", active: base + "active", live: s.chanPre + room + "}:live"}
 }
 
 // roomOf returns the room whose channel is ch.
@@ -250,12 +295,18 @@ func (s *Store) roomOf(ch string) (string, bool) {
 // written before epochs existed). Every other append keeps the epoch. The
 // script returns {seq, epoch} and publishes the epoch with the message.
 //
-// It also moves the room to the top of the rooms index (see rooms.go), kept
-// to the newest ARGV[9] rooms. That key is outside the room's hash tag.
+// It also records the room's activity: the message's time (Unix ms), or
+// 1 ms past the room's last activity when that is not earlier (clocks of
+// several nodes, posts within one ms), in the room's active key and as its
+// score in the rooms index (see rooms.go; that key is outside the room's
+// hash tag). So every append moves both, and the janitor's checks (has the
+// room been posted to since the index said so?) are exact. The index's own
+// score counts too: a room the janitor is removing (keys gone, member not
+// yet) comes back with a score above the one the janitor will remove.
 //
-// KEYS: seq counter, stream, rooms index, epoch. ARGV: retention, channel,
-// author, text, time, author key, time (Unix ms), room, rooms kept in the
-// index, a fresh epoch.
+// KEYS: seq counter, stream, rooms index, epoch, activity. ARGV: retention,
+// channel, author, text, time, author key, time (Unix ms), room, a fresh
+// epoch.
 var appendScript = goredis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -268,13 +319,19 @@ end
 local seq = cur + 1
 local epoch = redis.call('GET', KEYS[4])
 local fresh = seq == 1 or not epoch
-if fresh then epoch = ARGV[10] end
+if fresh then epoch = ARGV[9] end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], string.format('%d-0', seq),
   'author', ARGV[3], 'text', ARGV[4], 'time', ARGV[5], 'key', ARGV[6])
 if fresh then redis.call('SET', KEYS[4], epoch) end
 redis.call('SET', KEYS[1], string.format('%d', seq))
-redis.call('ZADD', KEYS[3], ARGV[7], ARGV[8])
-redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -1 - tonumber(ARGV[9]))
+local active = tonumber(ARGV[7])
+for _, prev in ipairs({redis.call('GET', KEYS[5]), redis.call('ZSCORE', KEYS[3], ARGV[8])}) do
+  prev = tonumber(prev)
+  if prev and active <= prev then active = prev + 1 end
+end
+active = string.format('%d', active)
+redis.call('SET', KEYS[5], active)
+redis.call('ZADD', KEYS[3], active, ARGV[8])
 redis.call('PUBLISH', ARGV[2], cjson.encode({seq = seq, epoch = epoch, author = ARGV[3], key = ARGV[6], text = ARGV[4], time = ARGV[5]}))
 return {seq, epoch}
 `)
@@ -289,9 +346,9 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 		return chat.Message{}, err
 	}
 	k := s.keys(m.Room)
-	res, err := appendScript.Run(ctx, s.client, []string{k.seq, k.log, s.roomsKey(), k.epoch},
+	res, err := appendScript.Run(ctx, s.client, []string{k.seq, k.log, s.roomsKey(), k.epoch, k.active},
 		s.opts.Retention, k.live, m.Author, m.Text, m.Time.Format(time.RFC3339Nano), m.AuthorKey,
-		m.Time.UnixMilli(), m.Room, roomsIndexed, chat.NewEpoch()).Slice()
+		m.Time.UnixMilli(), m.Room, chat.NewEpoch()).Slice()
 	if err != nil {
 		return chat.Message{}, s.fail(ctx, what, err)
 	}
@@ -301,6 +358,9 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 		return chat.Message{}, fmt.Errorf("%s: unexpected reply %v from the append script", what, res)
 	}
 	m.Seq, m.Epoch = seq, epoch
+	if seq == 1 {
+		s.roomCreated() // the janitor checks MaxRooms soon
+	}
 	return m, nil
 }
 

@@ -266,6 +266,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer store.Close()
+	registerStoreMetrics(reg, store)
 	var health handlers.Pinger
 	if p, ok := store.(chat.Pinger); ok {
 		health = p

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hxchat/hxchat/chat"
 	"github.com/hxchat/hxchat/chat/redis"
 	"github.com/hxchat/hxchat/chat/sqlite"
@@ -24,13 +26,15 @@ func openStore(ctx context.Context, o options, logger *slog.Logger) (chat.Store,
 			WriteTimeout: o.redisTimeout,
 
 			PresenceHeartbeat: o.heartbeat,
+			MaxRooms:          o.maxRooms,
+			MaxAge:            o.maxAge,
 		})
 		if err != nil {
 			return nil, "", fmt.Errorf("open redis store: %w", err)
 		}
 		return s, "redis", nil
 	case o.db == ":memory:":
-		return chat.NewMemoryStore(o.retention, chat.WithMaxRooms(o.maxRooms)), "memory", nil
+		return chat.NewMemoryStore(o.retention, chat.WithMaxRooms(o.maxRooms), chat.WithMaxAge(o.maxAge)), "memory", nil
 	default:
 		s, err := sqlite.Open(ctx, o.db, sqlite.Options{
 			Retention:   o.retention,
@@ -46,4 +50,25 @@ func openStore(ctx context.Context, o options, logger *slog.Logger) (chat.Store,
 		}
 		return s, "sqlite", nil
 	}
+}
+
+// registerStoreMetrics exports what the store removed in the background to
+// stay within -max-rooms and -max-age, for the stores that count it (the
+// memory store removes rooms at append and ages messages out at read).
+func registerStoreMetrics(reg prometheus.Registerer, store chat.Store) {
+	var stats func() (evicted, expired int64)
+	switch s := store.(type) {
+	case *sqlite.Store:
+		stats = func() (int64, int64) { st := s.Stats(); return st.RoomsEvicted, st.Expired }
+	case *redis.Store:
+		stats = func() (int64, int64) { st := s.Stats(); return st.RoomsEvicted, st.Expired }
+	default:
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hxchat_rooms_evicted_total", Help: "Rooms whose history this node removed to stay within -max-rooms."},
+			func() float64 { n, _ := stats(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hxchat_messages_expired_total", Help: "Messages this node removed for being older than -max-age."},
+			func() float64 { _, n := stats(); return float64(n) }),
+	)
 }
