@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"html"
@@ -9,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -43,6 +46,10 @@ type badRequest struct {
 	// hugeHeader sends the request over a raw connection with a header
 	// line of this many bytes.
 	hugeHeader int
+	// raw, if set, is sent verbatim over a raw connection instead (for
+	// framing a client library would not send); method, target, ctype,
+	// header and body are then ignored.
+	raw string
 
 	status int    // the status that must arrive
 	alt    int    // another acceptable status (a proposed stricter answer), or 0
@@ -190,6 +197,177 @@ func TestBadInput(t *testing.T) {
 		{name: "HugeLastEventID", target: "/chat/lobby/events", header: map[string]string{"Last-Event-ID": "9223372036854775808"}, status: 200, stream: true},
 		{name: "GarbageLastEventID", target: "/chat/lobby/events?after=x", header: map[string]string{"Last-Event-ID": "0x1 y"}, status: 200, stream: true},
 
+		// Added by the adversarial pass of 2026-12-06: what a hostile
+		// client sent that is refused today.
+
+		// Messages that would draw over their neighbours or show nothing.
+		with(formPost(post, messageForm("a"+strings.Repeat("\u0301", 300))), func(r *badRequest) {
+			r.name, r.status, r.reason = "ZalgoMessage300Marks", 400, "message has more than 8 combining marks in a row (U+0301)"
+		}),
+		with(formPost(post, messageForm("a"+strings.Repeat("\u0301", chat.MaxMarks+1))), func(r *badRequest) {
+			r.name, r.status, r.reason = "ZalgoMessage9Marks", 400, "message has more than 8 combining marks in a row (U+0301)"
+		}),
+		with(formPost(post, messageForm("a"+strings.Repeat(strings.Repeat("\u0301", 8)+"\u034f", 30))), func(r *badRequest) {
+			// U+034F COMBINING GRAPHEME JOINER is itself a mark: it does
+			// not split a pile.
+			r.name, r.status, r.reason = "ZalgoSplitByCGJ", 400, "message has more than 8 combining marks in a row (U+034F)"
+		}),
+		with(formPost(post, messageForm("a"+strings.Repeat(strings.Repeat("\u0301", 8)+"\ufe0f", 30))), func(r *badRequest) {
+			r.name, r.status, r.reason = "ZalgoSplitByVS16", 400, "message has more than 8 combining marks in a row (U+FE0F)"
+		}),
+		with(formPost(post, messageForm("\u200d\u200d \u200b")), func(r *badRequest) {
+			r.name, r.status, r.reason = "OnlyZeroWidthJoiners", 400, "message is blank: it has only invisible characters (U+200D)"
+		}),
+		with(formPost(post, messageForm("\U000E0068\U000E0069")), func(r *badRequest) {
+			// Tag characters spell hidden ASCII ("hi") and draw nothing.
+			r.name, r.status, r.reason = "OnlyTagCharacters", 400, "message is blank: it has only invisible characters (U+E0068)"
+		}),
+		with(formPost(post, "message=a%7Fb"), func(r *badRequest) {
+			r.name, r.status, r.reason = "DELInMessage", 400, "message contains a control character (U+007F)"
+		}),
+		with(formPost(post, "message=+++"), func(r *badRequest) {
+			r.name, r.status, r.reason = "PlusEncodedSpacesOnly", 400, "message is empty"
+		}),
+
+		// Bodies that are not the form they claim to be.
+		with(formPost(post, "\ufeffmessage=hello"), func(r *badRequest) {
+			// A byte order mark makes the field "\ufeffmessage".
+			r.name, r.status, r.reason = "BOMBeforeField", 400, "message is empty"
+		}),
+		with(formPost(post, "x=1;message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason = "SemicolonSeparator", 400, "The form could not be read."
+		}),
+		with(formPost(post, strings.Repeat("a&", 15000)+"message=hello"), func(r *badRequest) {
+			// net/url refuses more than 10000 fields (GODEBUG
+			// urlmaxqueryparams), well within -max-body.
+			r.name, r.status, r.reason = "FifteenThousandFields", 400, "The form could not be read."
+		}),
+		with(formPost(post+"?"+strings.Repeat("a=1&", 14000), "message=hello"), func(r *badRequest) {
+			// ParseForm reads the query too, and fails on it.
+			r.name, r.status, r.reason = "FourteenThousandQueryFields", 400, "The form could not be read."
+		}),
+		with(formPost(post, "message=hello"), func(r *badRequest) {
+			r.name, r.ctype, r.status, r.reason = "ContentTypeBadParams", "application/x-www-form-urlencoded; a=b; c", 400, "The form could not be read."
+		}),
+		with(formPost(post, gzipped("message=hello")), func(r *badRequest) {
+			// A compressed body is not decoded: it is no form, and nothing
+			// is stored (the reason depends on the compressed bytes).
+			r.name, r.status = "GzipEncodedBody", 400
+			r.header = map[string]string{"Content-Encoding": "gzip"}
+		}),
+
+		// Cross-site posts (CrossOriginProtection).
+		with(formPost(post, "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason = "CrossSitePost", 403, "came from another site"
+			r.header = map[string]string{"Sec-Fetch-Site": "cross-site"}
+		}),
+		with(formPost(post, "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason = "SameSiteNotSameOriginPost", 403, "came from another site"
+			r.header = map[string]string{"Sec-Fetch-Site": "same-site"}
+		}),
+		with(formPost(post, "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason = "GarbageSecFetchSitePost", 403, "came from another site"
+			r.header = map[string]string{"Sec-Fetch-Site": "garbage"}
+		}),
+		with(formPost(post, "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason = "ForeignOriginPost", 403, "came from another site"
+			r.header = map[string]string{"Origin": "http://evil.example"}
+		}),
+		with(formPost(post, "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason = "NullOriginPost", 403, "came from another site"
+			r.header = map[string]string{"Origin": "null"}
+		}),
+		with(formPost("/name", "name=Mallory&next=/"), func(r *badRequest) {
+			r.name, r.status, r.reason = "CrossSiteName", 403, "came from another site"
+			r.header = map[string]string{"Sec-Fetch-Site": "cross-site"}
+		}),
+
+		// Room names that look like another, or hide something.
+		with(formPost("/chat/cafe%CC%81/messages", "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason, r.rooms = "NFDRoom", 400, "room name is not in composed form (Unicode NFC)", []string{"cafe\u0301", "caf\u00e9"}
+		}),
+		with(formPost("/chat/%E2%84%AB/messages", "message=hello"), func(r *badRequest) {
+			// U+212B ANGSTROM SIGN, whose NFC is U+00C5.
+			r.name, r.status, r.reason, r.rooms = "AngstromSignRoom", 400, "room name is not in composed form (Unicode NFC)", []string{"\u212b", "\u00c5"}
+		}),
+		with(formPost("/chat/"+url.PathEscape("a"+strings.Repeat("\u0301", chat.MaxMarks+1))+"/messages", "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason = "ZalgoRoom", 400, "room name has more than 8 combining marks in a row (U+0301)"
+		}),
+		with(formPost("/chat/%CC%81a/messages", "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason = "LeadingMarkRoom", 400, "room name contains '\u0301'"
+		}),
+		with(formPost("/chat/a%E2%80%8Db/messages", "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason, r.rooms = "ZeroWidthJoinerRoom", 400, "room name contains an invisible character (U+200D)", []string{"a\u200db", "ab"}
+		}),
+		with(formPost("/chat/l%D0%BEbby/messages", "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason, r.rooms = "MixedScriptRoom", 400, "room name mixes Latin and Cyrillic letters (U+043E)", []string{"l\u043ebby"}
+		}),
+		with(formPost("/chat/a%252Fb/messages", "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason, r.rooms = "DoubleEscapedSlashRoom", 400, "room name contains '%'", []string{"a%2Fb", "a/b"}
+		}),
+		with(formPost("/chat/a;b/messages", "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason, r.rooms = "SemicolonRoom", 400, "room name contains ';'", []string{"a;b", "a"}
+		}),
+		with(formPost("/chat/a%0Ab/messages", "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason, r.rooms = "NewlineRoom", 400, `room name contains '\n'`, []string{"a\nb"}
+		}),
+		with(formPost("/chat/a%5Cb/messages", "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason, r.rooms = "BackslashRoom", 400, `room name contains '\\'`, []string{`a\b`}
+		}),
+		with(formPost("/chat/%EF%BC%8E%EF%BC%8E/messages", "message=hello"), func(r *badRequest) {
+			// FULLWIDTH FULL STOP twice: not "..", not a name.
+			r.name, r.status, r.reason, r.rooms = "FullwidthDotDotRoom", 400, "room name contains '\uff0e'", []string{"\uff0e\uff0e", ".."}
+		}),
+		with(formPost("/chat/%C2%B2/messages", "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason, r.rooms = "SuperscriptDigitRoom", 400, "room name contains '\u00b2'", []string{"\u00b2", "2"}
+		}),
+		{name: "NFDRoomEvents", target: "/chat/cafe%CC%81/events", status: 400, reason: "room name is not in composed form (Unicode NFC)"},
+		{name: "MixedScriptRoomEvents", target: "/chat/l%D0%BEbby/events?after=0", status: 400, reason: "room name mixes Latin and Cyrillic letters"},
+		{name: "ZalgoRoomPage", target: "/chat/" + url.PathEscape("a"+strings.Repeat("\u0301", chat.MaxMarks+1)) + "/", status: 400, reason: "room name has more than 8 combining marks in a row"},
+		{name: "SemicolonRoomQuery", target: "/chat/?room=a%3Bb", status: 400, reason: "room name contains ';'"},
+		{name: "NoTrailingSlashRoom", target: "/chat/lobby", status: 404, reason: "There is no page at this address."},
+
+		// Static files: no listing, no dot files, no way out of the
+		// embedded tree, and a Range that is not one is refused.
+		{name: "StaticListing", target: "/static/", status: 404, reason: "There is no file at this address."},
+		{name: "StaticDotFile", target: "/static/dist/.gitkeep", status: 404, reason: "There is no file at this address."},
+		{name: "StaticEscapedTraversal", target: "/static/%2e%2e/go.mod", status: 404, reason: "page not found"},
+		{name: "StaticEscapedSlashTraversal", target: "/static/%2e%2e%2fgo.mod", status: 404, reason: "page not found"},
+		{name: "StaticNUL", target: "/static/app.css%00.js", status: 404, reason: "page not found"},
+		{name: "StaticGarbageRange", target: "/static/app.css", header: map[string]string{"Range": "bytes=a-b"}, status: 416, reason: "invalid range"},
+		{name: "StaticRangePastEnd", target: "/static/app.css", header: map[string]string{"Range": "bytes=99999999-"}, status: 416, reason: "invalid range"},
+
+		// More methods nobody serves.
+		{name: "OptionsMessages", method: http.MethodOptions, target: post, status: 405, reason: "OPTIONS is not allowed here.", allow: "POST"},
+		{name: "PatchMessages", method: http.MethodPatch, target: post, body: "message=hello", status: 405, reason: "PATCH is not allowed here.", allow: "POST"},
+		{name: "LowercasePostMessages", method: "post", target: post, body: "message=hello", status: 405, reason: "post is not allowed here.", allow: "POST"},
+		{name: "TraceIndex", method: http.MethodTrace, target: "/", status: 405, reason: "TRACE is not allowed here.", allow: "GET, HEAD"},
+		{name: "HeadName", method: http.MethodHead, target: "/name", status: 405, allow: "POST"},
+		{name: "OptionsEvents", method: http.MethodOptions, target: "/chat/lobby/events", status: 405, reason: "OPTIONS is not allowed here.", allow: "GET, HEAD"},
+
+		// Framing a client library would not send: net/http refuses it
+		// before any handler runs.
+		{name: "TwoContentLengths", status: 400, reason: "Bad Request",
+			raw: "POST " + post + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 13\r\nContent-Length: 14\r\n\r\nmessage=hello"},
+		{name: "NegativeContentLength", status: 400, reason: "Bad Request",
+			raw: "POST " + post + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: -13\r\n\r\nmessage=hello"},
+		{name: "NULInHeader", status: 400, reason: "Bad Request",
+			raw: "POST " + post + " HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 13\r\n\r\nmessage=hello"},
+		{name: "MissingHost", status: 400, reason: "missing required Host header",
+			raw: "POST " + post + " HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 13\r\n\r\nmessage=hello"},
+		{name: "MalformedHost", status: 400, reason: "malformed Host header",
+			raw: "POST " + post + " HTTP/1.1\r\nHost: a b<>\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 13\r\n\r\nmessage=hello"},
+		{name: "UnknownExpectation", status: 417,
+			raw: "POST " + post + " HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 13\r\n\r\nmessage=hello"},
+
+		// More malformed cursors: 200, treated as none.
+		{name: "PlusSignLastEventID", target: "/chat/lobby/events", header: map[string]string{"Last-Event-ID": "+1"}, status: 200, stream: true},
+		{name: "UppercaseEpochLastEventID", target: "/chat/lobby/events", header: map[string]string{"Last-Event-ID": "1-ABCDEF12"}, status: 200, stream: true},
+		{name: "TrailingDashLastEventID", target: "/chat/lobby/events", header: map[string]string{"Last-Event-ID": "1-"}, status: 200, stream: true},
+		{name: "ListLastEventID", target: "/chat/lobby/events", header: map[string]string{"Last-Event-ID": "1,2"}, status: 200, stream: true},
+		{name: "GiantLastEventID", target: "/chat/lobby/events", header: map[string]string{"Last-Event-ID": strings.Repeat("9", 60000)}, status: 200, stream: true},
+		{name: "InvalidUTF8EpochAfter", target: "/chat/lobby/events?after=1-%FF", status: 200, stream: true},
+
 		// Duplicate fields are not refused today: PostForm.Get takes the
 		// first value. Pinned here; refusing them is a proposed change.
 		with(formPost(post, "message=first&message=second"), func(r *badRequest) {
@@ -245,7 +423,9 @@ func checkRefused(t *testing.T, e *testEnv, cs *countingStore, ts *httptest.Serv
 		resp *http.Response
 		body string
 	)
-	if c.hugeHeader > 0 {
+	if c.raw != "" {
+		resp, body = sendRaw(t, ts, c.raw)
+	} else if c.hugeHeader > 0 {
 		resp, body = sendHugeHeader(t, ts, c)
 	} else {
 		ctype := c.ctype
@@ -379,6 +559,36 @@ func sendHugeHeader(t *testing.T, ts *httptest.Server, c badRequest) (*http.Resp
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, string(b)
+}
+
+// sendRaw writes raw to a new connection to ts and reads one response.
+func sendRaw(t *testing.T, ts *httptest.Server, raw string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(streamWait))
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer to %.80q: %v", raw, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// gzipped returns s compressed with gzip.
+func gzipped(s string) string {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	_, _ = io.WriteString(zw, s)
+	_ = zw.Close()
+	return b.String()
 }
 
 // TestPostLongestMessage posts the longest message DESIGN.md allows, 2000
