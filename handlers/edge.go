@@ -25,18 +25,20 @@ import (
 // first Write) rather than from when the request arrived, so a POST body
 // that took a while to arrive still gets all of d to be answered. A client
 // that does not read is cut off once d has passed: its connection, buffers
-// and goroutines are freed instead of held until it leaves. The deadline is
-// also armed at once, for a handler that writes nothing. Streams keep their
-// own per-write deadlines and are not wrapped.
+// and goroutines are freed instead of held until it leaves. Streams keep
+// their own per-write deadlines and are not wrapped.
+//
+// Nothing is armed before the response starts: over HTTP/2 a write
+// deadline that passes resets the stream, and would cut a slow upload that
+// -read-timeout still allows. Until then the server's WriteTimeout (set by
+// cmd/hxchat to cover the read timeout too) is the bound.
 func writeDeadline(d time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if d <= 0 {
 			return next
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rc := http.NewResponseController(w)
-			_ = rc.SetWriteDeadline(time.Now().Add(d))
-			next.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: rc, d: d}, r)
+			next.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: d}, r)
 		})
 	}
 }
@@ -111,6 +113,11 @@ func countCancelled(m *Metrics) func(http.Handler) http.Handler {
 // parseForm reads r's form body, at most maxBody bytes of it. The error, if
 // any, is for bodyProblem.
 func parseForm(w http.ResponseWriter, r *http.Request, maxBody int64) error {
+	if r.ContentLength > maxBody {
+		// Refused before a byte is read: a client that sent
+		// "Expect: 100-continue" is not invited to send the body.
+		return &http.MaxBytesError{Limit: maxBody}
+	}
 	body := &readTracker{ReadCloser: http.MaxBytesReader(w, r.Body, maxBody)}
 	r.Body = body
 	if err := r.ParseForm(); err != nil {
@@ -213,4 +220,71 @@ func hstsValue(maxAge time.Duration) string {
 		return ""
 	}
 	return "max-age=" + strconv.FormatInt(int64(maxAge/time.Second), 10)
+}
+
+// acceptEncoding rewrites Accept-Encoding to the plain names of the codings
+// the client accepts (RFC 9110 12.5.3: "q=0" means not acceptable), for
+// chi's Compress, which only looks for the names as substrings, so that
+// "gzip;q=0" or "xgzip" would get gzip. Unknown names are dropped.
+func acceptEncoding(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		values := r.Header.Values("Accept-Encoding")
+		if len(values) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var accepted []string
+		for _, v := range values {
+			for _, el := range strings.Split(v, ",") {
+				name, params, _ := strings.Cut(el, ";")
+				name = strings.ToLower(strings.TrimSpace(name))
+				if !knownCodings[name] || !acceptable(params) {
+					continue
+				}
+				accepted = append(accepted, name)
+			}
+		}
+		r.Header.Del("Accept-Encoding")
+		if len(accepted) > 0 {
+			r.Header.Set("Accept-Encoding", strings.Join(accepted, ", "))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// knownCodings are the content codings acceptEncoding passes on; others
+// (and "*", which would ask for whatever the server likes) are dropped.
+var knownCodings = map[string]bool{"gzip": true, "deflate": true, "br": true, "zstd": true, "identity": true}
+
+// acceptable reports whether a coding's parameters leave it acceptable: no
+// q, or a q above zero ("q=0", "q=0.0", "q=0.000" are refusals; so is a q
+// that is not a number).
+func acceptable(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "q") {
+			continue
+		}
+		q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		return err == nil && q > 0
+	}
+	return true
+}
+
+// sameSiteStreams refuses a stream that another site's page opens (the
+// browser says so in Sec-Fetch-Site): it would make the page's visitors
+// show up in rooms as guests and hold stream slots they never see. Our own
+// pages, a typed URL and clients that send no Sec-Fetch-Site (tools, older
+// browsers) pass.
+func sameSiteStreams(m *Metrics) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+				m.rejected("cross_site_stream")
+				renderError(w, r, http.StatusForbidden, "Forbidden", "Another site's page may not open this chat's streams.")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }

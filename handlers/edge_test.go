@@ -239,7 +239,9 @@ func TestSecureCookies(t *testing.T) {
 		})
 	}
 
-	t.Run("PlainCookieUpgraded", func(t *testing.T) {
+	t.Run("PlainCookieNotTakenOverTLS", func(t *testing.T) {
+		// A plain cookie can be planted (by a subdomain, or over plain
+		// HTTP): over TLS it is removed, never taken over.
 		e := newEnv(t)
 		plain := e.newGuest(t) // issued over plain HTTP
 		p := personOf(t, plain)
@@ -259,17 +261,25 @@ func TestSecureCookies(t *testing.T) {
 		if got == nil || !got.Secure {
 			t.Fatalf("over TLS with a plain cookie: %q, want a Secure %s cookie", w.Header().Values("Set-Cookie"), secureCookieName)
 		}
-		if q := personOf(t, got); q.ID != p.ID {
-			t.Errorf("the upgraded cookie is another person: %+v, was %+v", q, p)
+		if q := personOf(t, got); q.ID == p.ID {
+			t.Errorf("the plain cookie's person was taken over TLS: %+v", q)
 		}
 		if !expired {
 			t.Errorf("the plain cookie was not removed: %q", w.Header().Values("Set-Cookie"))
 		}
-		// The upgraded cookie is read back without a new Set-Cookie.
+		// The __Host- cookie is read back without a new Set-Cookie.
 		r = httptest.NewRequest(http.MethodGet, "https://example.com/", nil)
 		r.AddCookie(got)
 		if w := e.do(r); len(w.Header().Values("Set-Cookie")) != 0 {
 			t.Errorf("a good __Host- cookie got %q, want no Set-Cookie", w.Header().Values("Set-Cookie"))
+		}
+		// Both sent: the __Host- one counts, the plain one is removed.
+		r = httptest.NewRequest(http.MethodGet, "https://example.com/", nil)
+		r.AddCookie(plain)
+		r.AddCookie(got)
+		w = e.do(r)
+		if cs := w.Result().Cookies(); len(cs) != 1 || cs[0].Name != cookieName || cs[0].MaxAge >= 0 {
+			t.Errorf("with both cookies: %q, want only the plain one removed", w.Header().Values("Set-Cookie"))
 		}
 	})
 
@@ -286,4 +296,132 @@ func TestSecureCookies(t *testing.T) {
 			t.Errorf("name %q, want Ann", p.Name)
 		}
 	})
+}
+
+// TestSlowUploadOverHTTP2 posts a body that takes longer than the write
+// timeout to arrive, over HTTP/2 (h2c): it is stored and answered, because
+// the write deadline starts with the response. Over HTTP/2 a deadline that
+// passes resets the stream, so one armed when the request came in would cut
+// uploads the read timeout allows.
+func TestSlowUploadOverHTTP2(t *testing.T) {
+	const writeTimeout = 300 * time.Millisecond
+	e := newEnv(t, func(o *envOptions) { o.config.WriteTimeout = writeTimeout })
+	ts := httptest.NewUnstartedServer(e.handler)
+	ts.Config.Protocols = new(http.Protocols)
+	ts.Config.Protocols.SetUnencryptedHTTP2(true)
+	ts.Config.Protocols.SetHTTP1(true)
+	ts.Start()
+	t.Cleanup(ts.Close)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	pr, pw := io.Pipe()
+	go func() {
+		for _, part := range []string{"mess", "age=sl", "ow up", "load"} {
+			time.Sleep(writeTimeout / 2)
+			if _, err := io.WriteString(pw, part); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	req, err := http.NewRequest(http.MethodPost, ts.URL+"/chat/lobby/messages", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("slow upload over HTTP/2 (%s): %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("%s %d, want HTTP/2 and 303", resp.Proto, resp.StatusCode)
+	}
+	if took := time.Since(start); took < writeTimeout {
+		t.Fatalf("the upload took %s, less than the write timeout %s: the test proves nothing", took, writeTimeout)
+	}
+	if msgs := e.recent(t, "lobby", 10); len(msgs) != 1 || msgs[0].Text != "slow upload" {
+		t.Errorf("stored %+v, want the slow upload", msgs)
+	}
+}
+
+// TestStaticRangeIgnored: static files are answered whole, whatever Range
+// asks (RFC 9110 lets a server ignore it): no 206 whose Content-Range
+// describes bytes a compressed body does not carry, no multipart answer
+// many times the size of a small request, no 416.
+func TestStaticRangeIgnored(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct{ name, rng, enc string }{
+		{"Garbage", "bytes=a-b", ""},
+		{"PastEnd", "bytes=99999999-", ""},
+		{"ManyRanges", "bytes=" + strings.Repeat("0-0,", 2000) + "0-0", ""},
+		{"Compressed", "bytes=0-10", "gzip"},
+		{"Plain", "bytes=0-10", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/static/app.css", nil)
+			r.Header.Set("Range", tc.rng)
+			if tc.enc != "" {
+				r.Header.Set("Accept-Encoding", tc.enc)
+			}
+			w := e.do(r)
+			if w.Code != http.StatusOK || w.Header().Get("Content-Range") != "" || strings.Contains(w.Header().Get("Content-Type"), "multipart") {
+				t.Fatalf("%d, Content-Range %q, Content-Type %q; want 200, the whole file", w.Code, w.Header().Get("Content-Range"), w.Header().Get("Content-Type"))
+			}
+			if tc.enc == "" && !strings.Contains(w.Body.String(), "--") { // app.css holds custom properties
+				t.Errorf("body is not app.css: %.100q", w.Body.String())
+			}
+		})
+	}
+}
+
+// TestCompressionHonoursQZero: a coding with q=0 is refused by the client
+// (RFC 9110 12.5.3) and never used; names are matched whole.
+func TestCompressionHonoursQZero(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		accept string
+		gzip   bool
+	}{
+		{"gzip", true},
+		{"gzip;q=0.5, identity", true},
+		{"GZIP", true},
+		{"gzip;q=0", false},
+		{"gzip; q=0.000", false},
+		{"identity, gzip;q=0", false},
+		{"xgzip", false},
+		{"gzip;q=abc", false},
+		{"", false},
+	} {
+		t.Run(tc.accept, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tc.accept != "" {
+				r.Header.Set("Accept-Encoding", tc.accept)
+			}
+			w := e.do(r)
+			if got := w.Header().Get("Content-Encoding") == "gzip"; got != tc.gzip {
+				t.Errorf("Accept-Encoding %q: Content-Encoding %q, want gzip %v", tc.accept, w.Header().Get("Content-Encoding"), tc.gzip)
+			}
+		})
+	}
+}
+
+// TestOversizeBodyRefusedUpFront: a body declared larger than -max-body is
+// refused before it is sent: no "100 Continue", the 413 at once.
+func TestOversizeBodyRefusedUpFront(t *testing.T) {
+	e := newEnv(t)
+	ts := e.serve(t)
+	head := "POST /chat/lobby/messages HTTP/1.1\r\nHost: example.com\r\nContent-Type: application/x-www-form-urlencoded\r\n" +
+		"Content-Length: 10000000\r\nExpect: 100-continue\r\n\r\n"
+	status, page := rawExchange(t, ts, head, "", false)
+	if status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413 before the body (a 100 Continue invites it)", status)
+	}
+	if !strings.Contains(page, "far too long") {
+		t.Errorf("answer does not say why: %.200s", page)
+	}
 }

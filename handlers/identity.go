@@ -159,8 +159,8 @@ func (s signer) cookie(secure bool, id []byte, name string) *http.Cookie {
 	return c
 }
 
-// expiredCookie removes the plain cookie from a browser that now reaches us
-// over TLS and was given the __Host- one instead.
+// expiredCookie removes the plain cookie from a browser that reaches us
+// over TLS, where only the __Host- one counts.
 var expiredCookie = &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode}
 
 type secureKey struct{}
@@ -176,30 +176,30 @@ func overTLS(r *http.Request) bool {
 // A request without a valid identity cookie is a new guest: a fresh random
 // id, and a Set-Cookie for it on the response. A request that came over
 // TLS (directly, or through one of the trusted proxies with
-// X-Forwarded-Proto: https) gets a Secure __Host- cookie; a plain cookie
-// it still sends from before is honoured once and replaced by it.
+// X-Forwarded-Proto: https) gets a Secure __Host- cookie, and only that one
+// counts: a plain cookie it sends is removed, never taken over, because a
+// plain cookie can be planted (by a page of a subdomain, or a man in the
+// middle of a plain HTTP request), and taking it over would make the
+// browser post as whoever planted it.
 func identify(secret []byte, trusted []netip.Prefix) func(http.Handler) http.Handler {
 	s := signer{secret: secret}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var (
-				id     []byte
-				name   string
-				valid  bool
-				legacy bool // over TLS, only the plain cookie was sent
+				id    []byte
+				name  string
+				valid bool
 			)
 			secure := secureRequest(r, trusted)
+			want := cookieName
 			if secure {
-				if c, err := r.Cookie(secureCookieName); err == nil {
-					id, name, valid = s.decode(c.Value)
-				}
+				want = secureCookieName
 			}
-			if id == nil {
-				if c, err := r.Cookie(cookieName); err == nil {
-					id, name, valid = s.decode(c.Value)
-					legacy = secure && valid
-				}
+			if c, err := r.Cookie(want); err == nil {
+				id, name, valid = s.decode(c.Value)
 			}
+			_, plainErr := r.Cookie(cookieName)
+			planted := secure && plainErr == nil
 			if valid && name != "" {
 				// Signed by us, so it passed the rules when it was set; a
 				// name the rules no longer allow is dropped, the id kept.
@@ -207,14 +207,14 @@ func identify(secret []byte, trusted []netip.Prefix) func(http.Handler) http.Han
 					name, valid = "", false
 				}
 			}
-			if id == nil || !valid || legacy {
+			if id == nil || !valid {
 				if id == nil {
 					id = newID()
 				}
 				http.SetCookie(w, s.cookie(secure, id, name))
-				if legacy {
-					http.SetCookie(w, expiredCookie)
-				}
+			}
+			if planted {
+				http.SetCookie(w, expiredCookie)
 			}
 			// What these routes answer is the person's own (their name on
 			// the page): no shared cache may keep it for someone else.

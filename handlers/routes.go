@@ -97,11 +97,11 @@ func addRoutes(r chi.Router, d Deps) {
 	// Posts and streams have per-client limits.
 	client := withClient(d.Config.Trusted)
 	// The stream stays outside every buffering or timeout middleware.
-	r.With(id, client).Method(http.MethodGet, "/chat/{room}/events", d.Streams)
+	r.With(sameSiteStreams(d.Metrics), id, client).Method(http.MethodGet, "/chat/{room}/events", d.Streams)
 	r.Group(func(r chi.Router) {
 		// Everything but the stream: a write deadline on every response,
 		// clients that left counted apart, and compression.
-		r.Use(writeDeadline(d.Config.WriteTimeout), countCancelled(d.Metrics), middleware.Compress(5, compressible...))
+		r.Use(writeDeadline(d.Config.WriteTimeout), countCancelled(d.Metrics), acceptEncoding, middleware.Compress(5, compressible...))
 		r.With(id).Get("/", handleIndex(d.Logger, d.Hub))
 		r.With(id).Get("/chat/", handleRoomQuery(d.Logger, d.Hub, d.Metrics))
 		r.Get(views.RoomsURL, handleRooms(d.Logger, d.Hub))

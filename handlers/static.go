@@ -26,6 +26,11 @@ func handleStatic() http.HandlerFunc {
 		}
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = "/" + name
+		// Whole files only: the assets are small, a range of a compressed
+		// answer would describe bytes it does not carry, and thousands of
+		// one-byte ranges would multiply a small request into megabytes.
+		r2.Header.Del("Range")
+		r2.Header.Del("If-Range")
 		files.ServeHTTP(w, r2)
 	}
 }
