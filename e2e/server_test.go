@@ -49,7 +49,7 @@ type server struct {
 func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "hxchat.db")
-	base := []string{"-addr", "127.0.0.1:0", "-heartbeat", "1s", "-db", db, "-post-rate", "0", "-max-streams-per-client", "0"}
+	base := []string{"-addr", "127.0.0.1:0", "-heartbeat", "1s", "-db", db, "-post-rate", "0", "-max-streams-per-client", "0", "-max-conns-per-client", "0"}
 	return &server{servertest.Start(t, binary, append(base, args...)...)}
 }
 

@@ -70,7 +70,7 @@ $GO build -trimpath -o bin/hxchat-load ./cmd/hxchat-load
 
 # start_server ARGS...: a fresh in-memory server on $ADDR, limits off.
 start_server() {
-	./bin/hxchat -addr "$ADDR" -db :memory: -post-rate 0 -max-streams-per-client 0 "$@" \
+	./bin/hxchat -addr "$ADDR" -db :memory: -post-rate 0 -max-streams-per-client 0 -max-conns-per-client 0 "$@" \
 		>"$out/server.out" 2>"$out/server.log" &
 	server_pid=$!
 	wait_healthy hxchat "$ADDR"

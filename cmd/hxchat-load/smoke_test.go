@@ -46,7 +46,7 @@ func startServer(t *testing.T) string {
 		t.Skip("needs the server binary (not built in -short mode)")
 	}
 	return servertest.Start(t, serverBin, "-addr", "127.0.0.1:0", "-db", ":memory:",
-		"-post-rate", "0", "-max-streams-per-client", "0", "-log-level", "warn").URL
+		"-post-rate", "0", "-max-streams-per-client", "0", "-max-conns-per-client", "0", "-log-level", "warn").URL
 }
 
 // TestSmoke runs the load tool against the real server: 100 subscribers, 5 s

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -75,6 +76,9 @@ type options struct {
 	streamsMax       int
 	trusted          []netip.Prefix
 	sendBuffer       int
+	connsPer         int
+	connsMax         int
+	idleTimeout      time.Duration
 	logLevel         string
 	logFormat        string
 	secret           string
@@ -122,6 +126,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return err
 	})
 	fs.IntVar(&o.sendBuffer, "tcp-send-buffer", 256<<10, "kernel send buffer per connection in bytes (0: system default); bounds memory held for slow clients")
+	fs.IntVar(&o.connsPer, "max-conns-per-client", 256, "TCP connections one client address may hold open (trusted proxies exempt); more are closed at once (0: no limit)")
+	fs.IntVar(&o.connsMax, "max-conns", 0, "TCP connections open at once in total; more are closed at once (0: the open-file limit less a reserve for the store and logs)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 2*time.Minute, "keep-alive connections idle longer are closed")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (debug logs every request)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&o.secret, "secret", "", "secret (at least 16 characters) that signs identity cookies; every node must have the same; prefer HXCHAT_SECRET, which other users cannot see (default: a random one kept in the store)")
@@ -189,6 +196,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, errors.New("-post-burst must be positive")
 	case o.streamsPer < 0, o.streamsMax < 0:
 		return o, errors.New("-max-streams-per-client and -max-streams must not be negative")
+	case o.connsPer < 0, o.connsMax < 0:
+		return o, errors.New("-max-conns-per-client and -max-conns must not be negative")
+	case o.idleTimeout <= 0:
+		return o, errors.New("-idle-timeout must be positive")
 	case o.secret != "" && utf8.RuneCountInString(o.secret) < minSecretChars:
 		return o, fmt.Errorf("-secret must be at least %d characters long", minSecretChars)
 	}
@@ -260,6 +271,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := handlers.NewMetrics(reg)
+	conns := newConnLimiter(connLimits{perClient: o.connsPer, total: maxConns(o), trusted: o.trusted}, logger, reg)
 
 	store, kind, err := openStore(ctx, o, logger)
 	if err != nil {
@@ -325,7 +337,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Draining: draining.Load,
 		Secret:   secret,
 	})
-	return serve(ctx, o, logger, handler, streams, &draining, kind, stdout)
+	return serve(ctx, o, logger, handler, streams, conns, &draining, kind, stdout)
+}
+
+// fdReserve is how many file descriptors -max-conns 0 keeps for all but
+// client connections: the listeners, the SQLite files, logs, pprof.
+const fdReserve = 128
+
+// maxConns is the bound on connections open at once: -max-conns, or else
+// the open-file limit less what the store's own connections need (SQLite:
+// three files per connection; Redis: go-redis's pool, 10 per CPU) and
+// fdReserve, so that Accept never fails for want of a descriptor. 0 is no
+// limit, where the open-file limit is unknown or unlimited.
+func maxConns(o options) int {
+	if o.connsMax > 0 {
+		return o.connsMax
+	}
+	soft, ok := openFileLimit()
+	if !ok || soft > math.MaxInt32 {
+		return 0
+	}
+	reserve := fdReserve
+	if o.redisURL != "" {
+		reserve += 10 * runtime.GOMAXPROCS(0)
+	} else {
+		reserve += 3 * (1 + o.dbReaders)
+	}
+	// A limit below the reserve (ulimit -n 256) still leaves half to clients.
+	return max(int(soft)-reserve, int(soft)/2)
 }
 
 // sendBufferListener fixes each connection's kernel send buffer, so the

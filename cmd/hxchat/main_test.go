@@ -31,6 +31,13 @@ type server struct {
 // start runs hxchat on 127.0.0.1:0 with extra flags and waits for /healthz.
 func start(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startLogging(t, io.Discard, args...)
+}
+
+// startLogging is start with the log written to stderr, which must be safe
+// for concurrent use.
+func startLogging(t *testing.T, stderr io.Writer, args ...string) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
@@ -39,7 +46,7 @@ func start(t *testing.T, args ...string) *server {
 			// These tests post and connect from one address far faster
 			// than a person; the limits have tests of their own.
 			"-post-rate", "0", "-max-streams-per-client", "0"}, args...),
-			func(string) string { return "" }, pw, io.Discard)
+			func(string) string { return "" }, pw, stderr)
 		pw.Close()
 		errc <- err
 	}()

@@ -26,7 +26,7 @@ import (
 // drains: /healthz turns 503, open streams are ended (their clients resume
 // elsewhere), and after -drain-delay the listener closes and requests in
 // flight get up to -drain-timeout to finish.
-func serve(ctx context.Context, o options, logger *slog.Logger, handler http.Handler, streams *handlers.Streams, draining *atomic.Bool, kind string, stdout io.Writer) error {
+func serve(ctx context.Context, o options, logger *slog.Logger, handler http.Handler, streams *handlers.Streams, conns *connLimiter, draining *atomic.Bool, kind string, stdout io.Writer) error {
 	tlsConfig, err := tlsConfigFor(o)
 	if err != nil {
 		return err
@@ -38,6 +38,7 @@ func serve(ctx context.Context, o options, logger *slog.Logger, handler http.Han
 	if o.sendBuffer > 0 {
 		ln = &sendBufferListener{Listener: ln, size: o.sendBuffer}
 	}
+	ln = conns.listen(ln) // outermost: a refused connection costs no setsockopt
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: min(10*time.Second, o.readTimeout),
@@ -47,9 +48,9 @@ func serve(ctx context.Context, o options, logger *slog.Logger, handler http.Han
 		// what net/http answers by itself, and what a handler writes before
 		// it re-arms. Streams set their own deadline at each write.
 		WriteTimeout:   o.writeTimeout + o.readTimeout,
-		IdleTimeout:    2 * time.Minute,
+		IdleTimeout:    o.idleTimeout,
 		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:       serverErrorLog(logger),
 		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		TLSConfig:      tlsConfig,
 		Protocols:      new(http.Protocols),
@@ -81,7 +82,8 @@ func serve(ctx context.Context, o options, logger *slog.Logger, handler http.Han
 	}
 	fmt.Fprintf(stdout, "hxchat serving on %s://%s/\n", scheme, ln.Addr())
 	logger.LogAttrs(ctx, slog.LevelInfo, "start", slog.String("addr", ln.Addr().String()), slog.String("scheme", scheme),
-		slog.String("store", kind), slog.Bool("h2c", o.h2c))
+		slog.String("store", kind), slog.Bool("h2c", o.h2c),
+		slog.Int("max_conns", conns.limits.total), slog.Int("max_conns_per_client", conns.limits.perClient))
 
 	errc := make(chan error, 1)
 	go func() {
