@@ -20,32 +20,57 @@ import (
 
 // roomModel is the room-name rule of DESIGN.md, written independently of
 // chat.ValidateRoom: 1 to 64 characters of valid UTF-8, each a Unicode
-// letter or digit or one of "-_.", none invisible, no mix of scripts
-// (invisibleModel, scriptsAllowedModel in message_test.go), composed (NFC),
-// no pile of combining marks, and not "." or "..".
+// letter or digit, one of "-_.", or a combining mark right after a letter,
+// a digit or another mark; none invisible, none a compatibility form
+// (compatModel), no mix of scripts (invisibleModel, scriptsAllowedModel in
+// message_test.go), composed (NFC), no pile of combining marks, and not
+// "." or "..".
 func roomModel(name string) bool {
 	if !utf8.ValidString(name) || name == "." || name == ".." {
 		return false
 	}
 	n := 0
+	prev := rune(-1)
 	for _, r := range name {
 		n++
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("-_.", r) || invisibleModel(r) {
+		switch {
+		case invisibleModel(r), compatModel(r):
+			return false
+		case unicode.IsLetter(r), unicode.IsDigit(r), strings.ContainsRune("-_.", r):
+		case unicode.In(r, unicode.Mn, unicode.Mc, unicode.Me) && prev >= 0 && unicode.In(prev, unicode.L, unicode.Nd, unicode.Mn, unicode.Mc, unicode.Me):
+		default:
 			return false
 		}
+		prev = r
 	}
 	return n >= 1 && n <= chat.MaxRoomLen && scriptsAllowedModel(scriptsModel(name)) &&
 		norm.NFC.String(name) == name && marksModel(name)
 }
 
+// compatModel reports whether r is a compatibility form of other text, its
+// NFKD not its NFD, and not one of the forms kept because a language is
+// typed with them: the Hangul compatibility jamo U+3131..U+318E, Thai
+// SARA AM, Lao AM, HO NO and HO MO, and Armenian ECH YIWN.
+func compatModel(r rune) bool {
+	if 0x3131 <= r && r <= 0x318E || strings.ContainsRune("\u0E33\u0EB3\u0EDC\u0EDD\u0587", r) {
+		return false
+	}
+	return norm.NFKD.String(string(r)) != norm.NFD.String(string(r))
+}
+
 // marksModel reports whether no character of s carries more than
-// chat.MaxMarks combining marks.
+// chat.MaxMarks combining marks. Characters that draw nothing
+// (invisibleModel) and format characters other than the prepended
+// concatenation marks (U+0600 ARABIC NUMBER SIGN…, which are drawn and
+// take space) neither count nor end a row of marks.
 func marksModel(s string) bool {
 	run := 0
 	for _, r := range s {
-		if unicode.In(r, unicode.Mn, unicode.Mc, unicode.Me) {
+		switch {
+		case invisibleModel(r), unicode.Is(unicode.Cf, r) && !unicode.Is(unicode.Prepended_Concatenation_Mark, r):
+		case unicode.In(r, unicode.Mn, unicode.Mc, unicode.Me):
 			run++
-		} else {
+		default:
 			run = 0
 		}
 		if run > chat.MaxMarks {

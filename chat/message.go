@@ -26,19 +26,42 @@ const (
 )
 
 // markPile returns the first combining mark in s that is more than MaxMarks
-// in a row, or -1.
+// in a row, or -1. Invisible characters and the other format characters
+// that take no space (a zero width joiner, U+2060, U+034F, a variation
+// selector, a bidi control…) between marks neither count nor end the row:
+// the marks around them still pile on one character, so "a", eight
+// accents, U+200D and eight more accents is a pile of sixteen.
 func markPile(s string) rune {
 	n := 0
 	for _, r := range s {
-		if !unicode.IsMark(r) {
+		switch {
+		case r < 0x80:
+			n = 0 // ASCII has no marks and no format characters
+		case unicode.IsMark(r):
+			// U+034F and the variation selectors are marks, but draw
+			// nothing: they neither count nor end the row either.
+			if isInvisible(r) {
+				continue
+			}
+			if n++; n > MaxMarks {
+				return r
+			}
+		case n > 0 && !takesNoSpace(r):
+			// A character that is drawn (a letter, a space, U+0600
+			// ARABIC NUMBER SIGN…) starts a new row. Outside a row there
+			// is nothing to end, so most text skips the look-ups.
 			n = 0
-			continue
-		}
-		if n++; n > MaxMarks {
-			return r
 		}
 	}
 	return -1
+}
+
+// takesNoSpace reports whether r is invisible or a format character that
+// takes no space of its own: every format character (Cf) but the
+// prepended concatenation marks (U+0600 ARABIC NUMBER SIGN…), which are
+// drawn as wide as the digits they span.
+func takesNoSpace(r rune) bool {
+	return isInvisible(r) || unicode.Is(unicode.Cf, r) && !unicode.Is(unicode.Prepended_Concatenation_Mark, r)
 }
 
 // ErrInvalid marks input that breaks a rule; the error text says which rule,
@@ -82,22 +105,30 @@ func Reason(err error) string {
 }
 
 // ValidateRoom reports whether name is an acceptable room name: 1 to 64
-// characters of valid UTF-8, each a Unicode letter or digit or one of '-',
-// '_' and '.', and not "." or "..". No character may be invisible, as for
-// NormalizeName: the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0 are
-// letters, but a link made of them shows no text; the other
-// Default_Ignorable_Code_Points (U+200B, U+FEFF, U+00AD, variation
-// selectors, tag characters…) and U+2800 BRAILLE PATTERN BLANK are refused
-// as invisible too. And the letters must not mix scripts beyond UTS #39's
-// "moderately restrictive" level, as for NormalizeName: one script; Latin
-// with Han and Hiragana and Katakana, with Han and Bopomofo, or with Han and
-// Hangul; or Latin and one other recommended script except Cyrillic and
-// Greek (digits and "-_." of the Common script go with any). The name must
-// be in composed form (NFC), so "é" and "e"+U+0301 cannot be two rooms that
-// look the same, and no character may carry more than MaxMarks combining
-// marks. So "lobby",
-// "team-7", "한국어" and "日本語-chat" are room names; "Ελληνικά_日本語" is not. The
-// error wraps ErrInvalid and says what is wrong.
+// characters of valid UTF-8, each a Unicode letter or digit, one of '-',
+// '_' and '.', or a combining mark that follows a letter, a digit or
+// another mark (the vowel signs of Devanagari, Tamil, Bengali and Thai, the
+// vowel marks of Arabic), and not "." or "..". The name must be in composed
+// form (NFC), so "é" and "e"+U+0301 cannot be two rooms that look the same,
+// and no character may carry more than MaxMarks combining marks. No
+// character may be invisible, as for NormalizeName: the Hangul fillers
+// U+115F, U+1160, U+3164 and U+FFA0 are letters, but a link made of them
+// shows no text; the other Default_Ignorable_Code_Points (U+200B, U+FEFF,
+// U+00AD, variation selectors, tag characters…) and U+2800 BRAILLE PATTERN
+// BLANK are refused as invisible too. No character may be a compatibility
+// form of another (one whose NFKD differs from its NFD: fullwidth "ｌ",
+// mathematical "𝐥", the ligature "ﬁ", superscript "²", circled "ⓛ",
+// halfwidth "ｶ", Roman numeral "Ⅻ"), which would list "ｌｏｂｂｙ" beside
+// "lobby" as though it were that room; the exceptions are the letters
+// their languages are typed with (see keptCompat: Hangul compatibility
+// jamo such as "ㅎ", Thai "ำ"). And the letters must not mix scripts beyond
+// UTS #39's "moderately restrictive" level, as for NormalizeName: one
+// script; Latin with Han and Hiragana and Katakana, with Han and Bopomofo,
+// or with Han and Hangul; or Latin and one other recommended script except
+// Cyrillic and Greek (digits and "-_." of the Common script go with any).
+// So "lobby", "team-7", "한국어", "हिंदी" and "日本語-chat" are room names;
+// "Ελληνικά_日本語" and "ｌｏｂｂｙ" are not. The error wraps ErrInvalid and
+// says what is wrong.
 func ValidateRoom(name string) error {
 	if name == "" {
 		return invalid("room name is empty")
@@ -114,28 +145,69 @@ func ValidateRoom(name string) error {
 	if r := markPile(name); r >= 0 {
 		return invalid("room name has more than %d combining marks in a row (%U)", MaxMarks, r)
 	}
-	if !norm.NFC.IsNormalString(name) {
-		// "é" as one character or as "e" and a combining accent look the
-		// same: only the composed form names a room, so two rooms cannot.
-		return invalid("room name is not in composed form (Unicode NFC); %q is the same name composed", norm.NFC.String(name))
-	}
-	for _, r := range name {
+	prev := rune(-1)
+	for i, r := range name {
 		switch {
 		case isInvisible(r) && !isBidiControl(r):
 			// Before letters: U+3164 is one. Bidi controls keep the
 			// general reason below, which names them by escape ('\u202e').
 			return invalid("room name contains an invisible character (%U)", r)
+		case r >= 0x80 && isCompatForm(name[i:]) && !keptCompat(r):
+			return compatReason(r)
 		case unicode.IsLetter(r), unicode.IsDigit(r), r == '-', r == '_', r == '.':
+		case unicode.IsMark(r):
+			// prev passed this loop, so it is a letter, a digit, a mark
+			// or one of "-_.". A mark on nothing, or on punctuation, is
+			// not part of the name's letters.
+			if prev < 0 || prev == '-' || prev == '_' || prev == '.' {
+				return invalid("room name contains %q (%U), a combining mark that does not follow a letter or digit", r, r)
+			}
 		case r == ' ':
 			return invalid("room name contains a space; use letters, digits, '-', '_' or '.'")
 		default:
 			return invalid("room name contains %q; use letters, digits, '-', '_' or '.'", r)
 		}
+		prev = r
+	}
+	if !norm.NFC.IsNormalString(name) {
+		// "é" as one character or as "e" and a combining accent look the
+		// same: only the composed form names a room, so two rooms cannot.
+		// After the characters are checked, so the composed name quotes
+		// only letters, digits, marks and "-_."; but composing can make
+		// a name longer (U+FB2C is three characters), so a long one is
+		// left out of the reason.
+		if c := norm.NFC.String(name); len(c) <= maxQuotedRoom {
+			return invalid("room name is not in composed form (Unicode NFC); %q is the same name composed", c)
+		}
+		return invalid("room name is not in composed form (Unicode NFC)")
 	}
 	if scripts, r := scriptClash(name); scripts != nil {
 		return invalid("room name mixes %s letters (%U); use letters of one script", scriptList(scripts), r)
 	}
 	return nil
+}
+
+// maxQuotedRoom is the longest composed room name, in bytes, that the
+// reason for a decomposed one quotes: reasons stay a short sentence.
+const maxQuotedRoom = 96
+
+// compatReason explains why the compatibility form r is refused in a room
+// name. Where its plain form could stand in its place ("l" for "ｌ", "2"
+// for "²"), the reason names it; where it could not (a no-break space is a
+// space, "⒧" is "(l)"), the reason is the general one.
+func compatReason(r rune) error {
+	plain := norm.NFKC.String(string(r))
+	roomRune := func(c rune) bool {
+		return unicode.IsLetter(c) || unicode.IsDigit(c) || unicode.IsMark(c) || c == '-' || c == '_' || c == '.'
+	}
+	if !unicode.In(r, unicode.L, unicode.M, unicode.N) && strings.IndexFunc(plain, func(c rune) bool { return !roomRune(c) }) >= 0 {
+		return invalid("room name contains %q; use letters, digits, '-', '_' or '.'", r)
+	}
+	what := "character"
+	if utf8.RuneCountInString(plain) > 1 {
+		what = "characters"
+	}
+	return invalid("room name contains %q (%U), a compatibility form of %q; use the plain %s", r, r, plain, what)
 }
 
 // NormalizeText trims surrounding white space from a message body, turns

@@ -9,6 +9,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/hxchat/hxchat/chat"
 )
 
@@ -63,8 +65,25 @@ func TestValidateRoom(t *testing.T) {
 		{"ChineseAndBopomofo", "中文ㄓㄨㄥ"},
 		{"LatinAndThai", "thai-ภาษาไทย"},
 		{"NonLatinDigits", "٣٤٥"},
-		{"FullwidthDigits", "１２３"},
 		{"HangulJamo", "ㅎㅎ"},
+		{"HangulJamoKieuk", "ㅋㅋㅋ"},
+		// Scripts written with combining marks: vowel signs, viramas,
+		// anusvara, Arabic vowel marks.
+		{"Hindi", "हिंदी"},
+		{"HindiVirama", "हिन्दी"},
+		{"Tamil", "தமிழ்"},
+		{"Bengali", "বাংলা"},
+		{"Thai", "สวัสดี"},
+		{"ThaiSaraAm", "น้ำ"}, // U+0E33 has a compatibility decomposition but is how Thai is typed
+		{"Lao", "ໝາ"},         // U+0EDD likewise
+		{"ArmenianEchYiwn", "Երևան"},
+		{"ArabicVowelled", "مَرْحَبًا"},
+		{"Vietnamese", "Tiếng-Việt"}, // composed, so NFC
+		{"Telugu", "తెలుగు"},
+		{"MarksOnMarks", "ཀྲྀ"}, // Tibetan stack
+		{"MarkAfterDigit", "7\u0303"},
+		{"MarksUpToLimit", "x" + strings.Repeat("\u0301", chat.MaxMarks)},
+		{"DigitsAndMarks", "हिंदी-2024"},
 	} {
 		t.Run("OK/"+tc.name, func(t *testing.T) {
 			if err := chat.ValidateRoom(tc.room); err != nil {
@@ -139,6 +158,55 @@ func TestValidateRoom(t *testing.T) {
 		{"BrailleBlank", "\u2800", "invisible character (U+2800)"},
 		{"BrailleBlankInside", "a\u2800b", "invisible character (U+2800)"},
 		{"BidiOverrideReason", "abc\u202Edef", `room name contains '\u202e'`}, // as before; handlers' tests rely on it
+		// A combining mark belongs on a letter or digit: not on nothing,
+		// not on "-", "_" or ".". ("room name contains '\u0301'" as
+		// before: handlers' tests rely on it.)
+		{"LeadingMark", "\u0301a", "room name contains '\u0301' (U+0301), a combining mark that does not follow a letter or digit"},
+		{"LeadingVowelSign", "\u093Fहंदी", "'\u093F' (U+093F), a combining mark that does not follow a letter or digit"},
+		{"MarkAfterDash", "a-\u0301", "(U+0301), a combining mark that does not follow a letter or digit"},
+		{"MarkAfterUnderscore", "हिंदी_\u093F", "(U+093F), a combining mark that does not follow"},
+		{"MarkAfterDot", "v1.\u0303", "(U+0303), a combining mark that does not follow"},
+		{"OnlyMark", "\u0301", "(U+0301), a combining mark that does not follow"},
+		{"EnclosingMarkAlone", "\u20DD", "(U+20DD), a combining mark that does not follow"},
+		// Composing can lengthen a name (U+FB2C is three characters
+		// composed): too long a name is not quoted, so the reason stays a
+		// short sentence.
+		{"DecomposedLong", strings.Repeat("\uFB2C", chat.MaxRoomLen), "room name is not in composed form (Unicode NFC)"},
+		{"CompatibilityIdeographs", strings.Repeat("\uF900", chat.MaxRoomLen), "room name is not in composed form (Unicode NFC)"},
+		// A character no room name holds speaks before composition.
+		{"ControlBeforeNFC", "\uF900\x13", `room name contains '\x13'`},
+		{"DecomposedVietnamese", "Tie\u0302\u0301ng", "not in composed form (Unicode NFC); \"Tiếng\""},
+		{"ZalgoThroughJoiner", "a" + strings.Repeat(strings.Repeat("\u0301", chat.MaxMarks)+"\u200D", 3), "more than 8 combining marks in a row (U+0301)"},
+		// Compatibility forms: another presentation of plain text, which
+		// would list beside the plain room as though it were it.
+		{"Fullwidth", "ｌｏｂｂｙ", `room name contains 'ｌ' (U+FF4C), a compatibility form of "l"; use the plain character`},
+		{"FullwidthDigits", "１２３", `room name contains '１' (U+FF11), a compatibility form of "1"; use the plain character`},
+		{"FullwidthInside", "lobｂy", `'ｂ' (U+FF42), a compatibility form of "b"`},
+		{"MathBold", "𝐥𝐨𝐛𝐛𝐲", `'𝐥' (U+1D425), a compatibility form of "l"`},
+		{"MathDoubleStruck", "𝕝obby", `'𝕝' (U+1D55D), a compatibility form of "l"`},
+		{"Ligature", "ﬁsh", `room name contains 'ﬁ' (U+FB01), a compatibility form of "fi"; use the plain characters`},
+		{"Superscript", "x²", `'²' (U+00B2), a compatibility form of "2"`},
+		{"Subscript", "h₂o", `'₂' (U+2082), a compatibility form of "2"`},
+		{"ModifierLetter", "ʰi", `'ʰ' (U+02B0), a compatibility form of "h"`},
+		{"Circled", "ⓛobby", `'ⓛ' (U+24DB), a compatibility form of "l"`},
+		{"RomanNumeral", "Ⅻ", `'Ⅻ' (U+216B), a compatibility form of "XII"; use the plain characters`},
+		{"LongS", "ſun", `'ſ' (U+017F), a compatibility form of "s"`},
+		{"Ordinal", "1ª", `'ª' (U+00AA), a compatibility form of "a"`},
+		{"Digraph", "ǆungla", `'ǆ' (U+01C6), a compatibility form of "dž"`},
+		{"HalfwidthKatakana", "ｶﾀｶﾅ", `'ｶ' (U+FF76), a compatibility form of "カ"`},
+		{"HalfwidthHangul", "ﾾ", "(U+FFBE), a compatibility form of \"\u1112\""}, // the conjoining jamo; the compatibility jamo ㅎ would do too
+		{"ArabicPresentationForm", "\uFEE1\uFEE4", `(U+FEE1), a compatibility form of "م"`},
+		{"GreekBetaSymbol", "ϐ", `'ϐ' (U+03D0), a compatibility form of "β"`},
+		{"SquareKatakana", "㌔", `'㌔' (U+3314), a compatibility form of "キロ"`},
+		// Compatibility forms whose plain text is no room name either
+		// get the general reason.
+		{"Parenthesized", "⒧obby", `room name contains '⒧'; use letters, digits, '-', '_' or '.'`},
+		{"NoBreakSpace", "a\u00A0b", `room name contains '\u00a0'; use letters, digits, '-', '_' or '.'`},
+		{"IdeographicSpace", "a\u3000b", `room name contains '\u3000'; use letters, digits, '-', '_' or '.'`},
+		{"FullwidthFullStops", "\uFF0E\uFF0E", `room name contains '．' (U+FF0E), a compatibility form of "."`},
+		// Already not composed: the NFC check speaks first.
+		{"AngstromSign", "\u212B", "not in composed form"},
+		{"KelvinSign", "\u212Aelvin", "not in composed form"},
 		// Letters of scripts mixed to imitate a word.
 		{"LatinAndCyrillic", "pаypal", "mixes Latin and Cyrillic letters (U+0430)"},
 		{"LatinAndGreek", "lobby-Ελλάδα", "mixes Latin and Greek letters (U+0395)"},
@@ -179,6 +247,28 @@ func TestInvisibleMatchesUnicode(t *testing.T) {
 			if want := invisibleModel(r); said != want {
 				t.Errorf("ValidateRoom(%q): invisible %v, want %v", r, said, want)
 			}
+		}
+	}
+}
+
+// TestCompatMatchesUnicode checks, through ValidateRoom, that the
+// characters refused as compatibility forms are exactly those compatModel
+// (fuzz_test.go) names, and that each is refused.
+func TestCompatMatchesUnicode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("looks at all 1,114,112 code points")
+	}
+	for r := rune(0x80); r <= unicode.MaxRune; r++ {
+		s := string(r)
+		if !utf8.ValidRune(r) || invisibleModel(r) || norm.NFC.String(s) != s {
+			continue // refused as invisible or not composed first
+		}
+		err := chat.ValidateRoom(s)
+		said := err != nil && strings.Contains(chat.Reason(err), "a compatibility form of")
+		if want := compatModel(r); want && err == nil {
+			t.Errorf("ValidateRoom(%+q) = nil, want a compatibility form refused", r)
+		} else if said && !want {
+			t.Errorf("ValidateRoom(%+q) = %v, but %+q is no compatibility form", r, err, r)
 		}
 	}
 }
@@ -229,6 +319,14 @@ func TestNormalizeText(t *testing.T) {
 		{"VisibleFormatCharacter", "\u0600", "\u0600"}, // ARABIC NUMBER SIGN is drawn
 		{"CombiningMarkOnly", "\u0301", "\u0301"},
 		{"MarksUpToLimit", "a" + strings.Repeat("\u0301", chat.MaxMarks) + " ok", "a" + strings.Repeat("\u0301", chat.MaxMarks) + " ok"},
+		// An invisible character neither counts as a mark nor ends a row
+		// of them: up to the limit in all is fine.
+		{"MarksUpToLimitThroughJoiner", "x" + strings.Repeat("\u0301", 4) + "\u200D" + strings.Repeat("\u0301", 4), "x" + strings.Repeat("\u0301", 4) + "\u200D" + strings.Repeat("\u0301", 4)},
+		// A letter, a space or a drawn format character starts a new row.
+		{"MarksResetByLetter", "x" + strings.Repeat("\u0301", chat.MaxMarks) + "y" + strings.Repeat("\u0301", chat.MaxMarks), "x" + strings.Repeat("\u0301", chat.MaxMarks) + "y" + strings.Repeat("\u0301", chat.MaxMarks)},
+		{"MarksResetBySpace", "x" + strings.Repeat("\u0301", chat.MaxMarks) + " " + strings.Repeat("\u0301", chat.MaxMarks), "x" + strings.Repeat("\u0301", chat.MaxMarks) + " " + strings.Repeat("\u0301", chat.MaxMarks)},
+		{"MarksResetByArabicNumberSign", "x" + strings.Repeat("\u0301", chat.MaxMarks) + "\u0600" + strings.Repeat("\u0301", chat.MaxMarks), "x" + strings.Repeat("\u0301", chat.MaxMarks) + "\u0600" + strings.Repeat("\u0301", chat.MaxMarks)},
+		{"ThaiWithMarks", "สวัสดี น้ำ", "สวัสดี น้ำ"},
 	} {
 		t.Run("OK/"+tc.name, func(t *testing.T) {
 			got, err := chat.NormalizeText(tc.in)
@@ -245,6 +343,9 @@ func TestNormalizeText(t *testing.T) {
 		{"Spaces", "   ", "empty"},
 		{"WhitespaceOnly", " \t\r\n\u3000 ", "empty"},
 		{"Zalgo", "he" + strings.Repeat("\u0337\u0334", 100) + "llo", "more than 8 combining marks in a row (U+0337)"},
+		// Invisible characters between marks keep them on one character:
+		// they neither count nor end the row.
+		{"ZalgoThroughZWJ", "a" + strings.Repeat(strings.Repeat("\u0301", chat.MaxMarks)+"\u200D", 30), "more than 8 combining marks in a row (U+0301)"},
 		{"CRLFOnly", "\r\n\r\n", "empty"},
 		{"TooLongASCII", strings.Repeat("a", chat.MaxMessageLen+1), "2001"},
 		// 6003 bytes: the limit counts characters, and the reason says so.
@@ -293,6 +394,44 @@ func TestNormalizeText(t *testing.T) {
 			checkReason(t, err, "message ")
 			if r := chat.Reason(err); !strings.Contains(r, tc.mention) {
 				t.Errorf("Reason = %q, want it to mention %q", r, tc.mention)
+			}
+		})
+	}
+}
+
+// TestMarkPileThroughInvisible checks that no invisible or other
+// space-less format character splits a pile of combining marks in two:
+// MaxMarks marks, the character, one more mark is one too many, in a
+// message, a room name and a display name alike.
+func TestMarkPileThroughInvisible(t *testing.T) {
+	marks := strings.Repeat("\u0301", chat.MaxMarks)
+	for _, tc := range []struct {
+		name string
+		r    rune
+	}{
+		{"ZWJ", '\u200D'}, {"ZWNJ", '\u200C'}, {"ZWSP", '\u200B'}, {"WordJoiner", '\u2060'},
+		{"CGJ", '\u034F'}, {"VS16", '\uFE0F'}, {"VS1", '\uFE00'}, {"VSSupplement", '\U000E0100'},
+		{"SoftHyphen", '\u00AD'}, {"BOM", '\uFEFF'}, {"RLO", '\u202E'}, {"LRM", '\u200E'},
+		{"TagLetter", '\U000E0061'}, {"MongolianFVS", '\u180B'}, {"HangulFiller", '\u3164'},
+		{"BrailleBlank", '\u2800'}, {"InvisibleTimes", '\u2062'}, {"InterlinearAnchor", '\uFFF9'},
+		{"EgyptianJoiner", '\U00013430'},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := "x" + marks + string(tc.r) + "\u0301"
+			want := "more than 8 combining marks in a row (U+0301)"
+			if _, err := chat.NormalizeText(in); err == nil || !strings.Contains(chat.Reason(err), want) {
+				t.Errorf("NormalizeText(%+q) = %v, want an error that mentions %q", in, err, want)
+			}
+			if err := chat.ValidateRoom(in); err == nil || !strings.Contains(chat.Reason(err), want) {
+				t.Errorf("ValidateRoom(%+q) = %v, want an error that mentions %q", in, err, want)
+			}
+			if _, err := chat.NormalizeName(in); err == nil || !strings.Contains(chat.Reason(err), want) {
+				t.Errorf("NormalizeName(%+q) = %v, want an error that mentions %q", in, err, want)
+			}
+			// Many of them are still one pile.
+			many := "x" + strings.Repeat("\u0301"+string(tc.r), chat.MaxMarks+1)
+			if _, err := chat.NormalizeText(many); err == nil {
+				t.Errorf("NormalizeText(%+q) = nil error, want the pile refused", many)
 			}
 		})
 	}
@@ -406,7 +545,8 @@ func scriptsAllowedModel(scripts []string) bool {
 // the rules against spoofing added: roomModel (fuzz_test.go), and no
 // invisible character, and no mix of scripts.
 func FuzzValidateRoomSpoof(f *testing.F) {
-	for _, s := range []string{"lobby", "team-7", "한국어", "\u3164", "a\u3164", "\uFFA0", "pаypal", "日本語-chat", "Ελληνικά_日本語", "a\u034F", "\u2800"} {
+	for _, s := range []string{"lobby", "team-7", "한국어", "\u3164", "a\u3164", "\uFFA0", "pаypal", "日本語-chat", "Ελληνικά_日本語", "a\u034F", "\u2800",
+		"हिंदी", "สวัสดี", "น้ำ", "\u0301a", "a-\u0301", "ｌｏｂｂｙ", "𝐥𝐨𝐛𝐛𝐲", "ﬁsh", "ㅎㅎ", "ﾾ", "Ⅻ", "a" + strings.Repeat("\u0301\u200D", 9)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
@@ -428,7 +568,8 @@ func FuzzValidateRoomSpoof(f *testing.F) {
 // with blank messages refused: textModel (fuzz_test.go), and at least one
 // character that is neither white space nor invisible.
 func FuzzNormalizeTextVisible(f *testing.F) {
-	for _, s := range []string{"hello", "\u200b", "\ufeff", " \u3164\n", "👩\u200d👩\u200d👧", "\u2800", "a\u200b"} {
+	for _, s := range []string{"hello", "\u200b", "\ufeff", " \u3164\n", "👩\u200d👩\u200d👧", "\u2800", "a\u200b",
+		"a" + strings.Repeat(strings.Repeat("\u0301", 8)+"\u200d", 30), "x" + strings.Repeat("\u0301\u034f", 9), "x\u0301\u0600\u0301"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {

@@ -49,6 +49,13 @@ func TestNormalizeName(t *testing.T) {
 		{"LatinAndArabicDigits", "Ann ٣", "Ann ٣"},
 		{"Cherokee", "ᏣᎳᎩ", "ᏣᎳᎩ"},
 		{"Fullwidth", "ＡＮＮ", "ＡＮＮ"},
+		// Compatibility forms stay in names (unlike room names): the
+		// guest rule sees through them with its NFKD skeleton.
+		{"MathBold", "𝐀𝐧𝐧", "𝐀𝐧𝐧"},
+		{"Ligature", "ﬁona", "ﬁona"},
+		{"Tamil", "தமிழ்செல்வி", "தமிழ்செல்வி"},
+		{"Thai", "สมชาย น้ำ", "สมชาย น้ำ"},
+		{"ArabicVowelled", "مُحَمَّد", "مُحَمَّد"},
 		// Invisible characters are refused, not dropped: a visible
 		// character that merely resembles one stays.
 		{"HangulJamo", "ㅎㅎ", "ㅎㅎ"},
@@ -74,6 +81,8 @@ func TestNormalizeName(t *testing.T) {
 		{"HTML", "<b>", "'<'"},
 		{"HTMLInside", "Ann<b>", "'<'"},
 		{"Zalgo", "Ann" + strings.Repeat("\u0336", 40), "more than 8 combining marks in a row (U+0336)"},
+		// A joiner between marks does not start a new row of them.
+		{"ZalgoThroughJoiner", "Ann" + strings.Repeat(strings.Repeat("\u0336", 5)+"\u200D", 2), "more than 8 combining marks in a row (U+0336)"},
 		{"Ampersand", "A&B", "'&'"},
 		{"Quote", `An"n`, `'"'`},
 		{"Tab", "Jo\tAnn", "control character (U+0009)"},
@@ -331,7 +340,8 @@ func TestMemorySecret(t *testing.T) {
 // unchanged (never one beginning with "guest") or refuses it with a reason.
 func FuzzNormalizeName(f *testing.F) {
 	for _, s := range []string{"Ann", " Jo  Ann ", "김민수", "<b>", "a\u202Eb", "e\u0301", "\u0301", strings.Repeat("a", 33), "a\u3000\u3000b",
-		"\u3164", "a\u034F", "guest-de82", "ｇｕｅｓｔ", "guеst", "田中 Taro", "Дмитрий", "ꓖꓴꓰꓢꓔ"} {
+		"\u3164", "a\u034F", "guest-de82", "ｇｕｅｓｔ", "guеst", "田中 Taro", "Дмитрий", "ꓖꓴꓰꓢꓔ",
+		"தமிழ்", "Ann" + strings.Repeat("\u0336\u200D", 9)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {

@@ -44,6 +44,39 @@ func isInvisible(r rune) bool {
 	return r == '\u2800' || r == 0x1D159 // BRAILLE PATTERN BLANK, MUSICAL SYMBOL NULL NOTEHEAD
 }
 
+// isCompatForm reports whether the first character of s has a
+// compatibility decomposition: its NFKD differs from its NFD. Such a
+// character is another presentation of plain text (fullwidth "ｌ",
+// mathematical "𝐥", the ligature "ﬁ", superscript "²", circled "ⓛ",
+// halfwidth katakana "ｶ", the Roman numeral "Ⅻ"), drawn so like it that a
+// room "ｌｏｂｂｙ" passes for "lobby".
+func isCompatForm(s string) bool {
+	// The decompositions are the tables' own, fully decomposed, so
+	// comparing them allocates nothing (checked against NFKD.String and
+	// NFD.String for every code point in TestCompatForm). A character with
+	// a canonical decomposition has the same one in both.
+	k := norm.NFKD.PropertiesString(s).Decomposition()
+	if k == nil {
+		return false // no decomposition at all, as for most letters
+	}
+	return string(k) != string(norm.NFD.PropertiesString(s).Decomposition())
+}
+
+// keptCompat reports whether r, a compatibility form, is nonetheless how
+// its language is written: what its keyboards type and its text is
+// spelled with, so refusing it would refuse everyday words. These are the Hangul compatibility jamo U+3131..U+318E
+// (Korean users type "ㅎㅎ" and "ㅋㅋ" alone), THAI CHARACTER SARA AM
+// U+0E33 ("น้ำ", water), LAO VOWEL SIGN AM U+0EB3, LAO HO NO U+0EDC and HO MO
+// U+0EDD ("ໝາ", dog), and ARMENIAN SMALL LIGATURE ECH YIWN U+0587 ("և",
+// and; "Երևան").
+func keptCompat(r rune) bool {
+	switch r {
+	case '\u0E33', '\u0EB3', '\u0EDC', '\u0EDD', '\u0587':
+		return true
+	}
+	return r >= '\u3131' && r <= '\u318E'
+}
+
 // scriptRange is a run of code points of one script.
 type scriptRange struct {
 	lo, hi rune

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestSkeleton(t *testing.T) {
@@ -53,6 +56,41 @@ func TestGuestLookalikes(t *testing.T) {
 	} {
 		if got := skeleton(string(tc.r)); got != tc.want {
 			t.Errorf("skeleton(%q) = %q, want %q", tc.r, got, tc.want)
+		}
+	}
+}
+
+// TestCompatForm checks isCompatForm, which compares the tables'
+// decompositions, against NFKD and NFD of every code point, and that it
+// looks at the first character only.
+func TestCompatForm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("looks at all 1,114,112 code points")
+	}
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if !utf8.ValidRune(r) {
+			continue
+		}
+		s := string(r)
+		want := norm.NFKD.String(s) != norm.NFD.String(s)
+		if got := isCompatForm(s + "a"); got != want {
+			t.Errorf("isCompatForm(%+q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestKeptCompat(t *testing.T) {
+	for _, r := range "ㄱㅎㅏㆎ\u3164ำຳໜໝև" {
+		if !keptCompat(r) {
+			t.Errorf("keptCompat(%+q) = false, want true", r)
+		}
+		if !isCompatForm(string(r)) {
+			t.Errorf("isCompatForm(%+q) = false: kept for nothing", r)
+		}
+	}
+	for _, r := range "ｌ𝐥ﬁ²ⓛｶﾾⅫſ\u3130\u318F" {
+		if keptCompat(r) {
+			t.Errorf("keptCompat(%+q) = true, want false", r)
 		}
 	}
 }

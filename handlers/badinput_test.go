@@ -151,6 +151,12 @@ func TestBadInput(t *testing.T) {
 		with(formPost("/chat/a%E2%80%AEb/messages", "message=hello"), func(r *badRequest) {
 			r.name, r.status, r.reason, r.rooms = "BidiOverrideRoom", 400, `room name contains '\u202e'`, []string{"a\u202eb"}
 		}),
+		with(formPost("/chat/%EF%BD%8C%EF%BD%8F%EF%BD%82%EF%BD%82%EF%BD%99/messages", "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason, r.rooms = "FullwidthLookAlikeRoom", 400, `room name contains 'ｌ' (U+FF4C), a compatibility form of "l"; use the plain character`, []string{"ｌｏｂｂｙ"}
+		}),
+		with(formPost("/chat/%F0%9D%90%A5%F0%9D%90%A8%F0%9D%90%9B%F0%9D%90%9B%F0%9D%90%B2/messages", "message=hello"), func(r *badRequest) {
+			r.name, r.status, r.reason, r.rooms = "MathBoldLookAlikeRoom", 400, "a compatibility form of", []string{"𝐥𝐨𝐛𝐛𝐲"}
+		}),
 		with(formPost("/chat/../messages", "message=hello"), func(r *badRequest) {
 			r.name, r.status, r.reason, r.rooms = "DotDotRoom", 400, `room name ".." is reserved`, []string{".."}
 		}),
@@ -209,12 +215,15 @@ func TestBadInput(t *testing.T) {
 			r.name, r.status, r.reason = "ZalgoMessage9Marks", 400, "message has more than 8 combining marks in a row (U+0301)"
 		}),
 		with(formPost(post, messageForm("a"+strings.Repeat(strings.Repeat("\u0301", 8)+"\u034f", 30))), func(r *badRequest) {
-			// U+034F COMBINING GRAPHEME JOINER is itself a mark: it does
-			// not split a pile.
-			r.name, r.status, r.reason = "ZalgoSplitByCGJ", 400, "message has more than 8 combining marks in a row (U+034F)"
+			// U+034F COMBINING GRAPHEME JOINER draws nothing: it neither
+			// counts nor splits a pile.
+			r.name, r.status, r.reason = "ZalgoSplitByCGJ", 400, "message has more than 8 combining marks in a row (U+0301)"
 		}),
 		with(formPost(post, messageForm("a"+strings.Repeat(strings.Repeat("\u0301", 8)+"\ufe0f", 30))), func(r *badRequest) {
-			r.name, r.status, r.reason = "ZalgoSplitByVS16", 400, "message has more than 8 combining marks in a row (U+FE0F)"
+			r.name, r.status, r.reason = "ZalgoSplitByVS16", 400, "message has more than 8 combining marks in a row (U+0301)"
+		}),
+		with(formPost(post, messageForm("a"+strings.Repeat(strings.Repeat("\u0301", 8)+"\u200d", 30))), func(r *badRequest) {
+			r.name, r.status, r.reason = "ZalgoSplitByZWJ", 400, "message has more than 8 combining marks in a row (U+0301)"
 		}),
 		with(formPost(post, messageForm("\u200d\u200d \u200b")), func(r *badRequest) {
 			r.name, r.status, r.reason = "OnlyZeroWidthJoiners", 400, "message is blank: it has only invisible characters (U+200D)"
