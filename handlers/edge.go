@@ -43,7 +43,7 @@ func writeDeadline(d time.Duration) func(http.Handler) http.Handler {
 	}
 }
 
-// deadlineWriter re-arms the write deadline when the response starts.
+// deadlineWriter arms the write deadline when the response starts.
 type deadlineWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
