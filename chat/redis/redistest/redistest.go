@@ -5,8 +5,15 @@
 //	srv := redistest.Start(t, redistest.Options{})
 //	store, err := redis.Open(t.Context(), srv.URL(), redis.Options{})
 //
-// When redis-server is not installed, Start fails the test if the CI
-// environment variable is set and skips it otherwise.
+// StartCluster runs a Redis Cluster of 3 masters and 3 replicas instead, and
+// can kill a master and wait for its failover:
+//
+//	c := redistest.StartCluster(t)
+//	client := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Seeds()})
+//
+// When redis-server (or, for StartCluster, redis-cli or Redis 7) is not
+// installed, Start and StartCluster fail the test if the CI environment
+// variable is set and skip it otherwise.
 package redistest
 
 import (
