@@ -256,14 +256,14 @@ func TestRoomFromBeforeEpochs(t *testing.T) {
 }
 
 // TestAppendReplyChecked: a reply of the append script that is not {seq,
-// epoch} is an error, not a message with a zero seq.
+// epoch, activity} is an error, not a message with a zero seq.
 func TestAppendReplyChecked(t *testing.T) {
-	for _, res := range [][]any{nil, {int64(1)}, {int64(1), ""}, {int64(0), "ab"}, {"1", "ab"}} {
-		if seq, epoch, ok := appendReply(res); ok {
+	for _, res := range [][]any{nil, {int64(1)}, {int64(1), "ab"}, {int64(1), "", int64(5)}, {int64(0), "ab", int64(5)}, {"1", "ab", int64(5)}, {int64(1), "ab", "5"}} {
+		if seq, epoch, _, ok := appendReply(res); ok {
 			t.Errorf("appendReply(%v) = %d, %q, ok; want not ok", res, seq, epoch)
 		}
 	}
-	if seq, epoch, ok := appendReply([]any{int64(7), "ab12"}); !ok || seq != 7 || epoch != "ab12" {
-		t.Errorf("appendReply({7, ab12}) = %d, %q, %v", seq, epoch, ok)
+	if seq, epoch, active, ok := appendReply([]any{int64(7), "ab12", int64(99)}); !ok || seq != 7 || epoch != "ab12" || active != 99 {
+		t.Errorf("appendReply({7, ab12, 99}) = %d, %q, %d, %v", seq, epoch, active, ok)
 	}
 }

@@ -12,36 +12,55 @@ import (
 
 // The janitor bounds what Redis keeps, in the background: one goroutine per
 // Store, so every node sharing the Redis runs one, and any number of them
-// are harmless together, because every removal is a compare-and-delete in
-// one script. No append waits for it.
+// are harmless together. No append waits for it. Every script it runs
+// touches one slot of a Redis Cluster: one room's keys (one hash tag), one
+// bucket of the rooms index, or the lease.
 //
-//	every SweepInterval  ─▶ evict, then expire (with MaxAge)
-//	an append of seq 1   ─▶ soon (sweepSoon): evict
+//	start, every SweepInterval ─▶ migrate, evict, then expire (with MaxAge)
+//	an append of seq 1         ─▶ soon (sweepSoon): evict
 //
-// evict: beyond MaxRooms rooms in the index, the oldest (lowest scores, read
-// together with the count by excessScript) are removed, at most sweepRooms
-// per sweep. For each, evictScript deletes the room's keys unless its
-// active key shows a post since the index said so (then the room stays),
-// and zremIfScoreScript takes the member out of the index unless its score
-// moved (the room was posted to again meanwhile). Every script touches one
-// slot of a Redis Cluster: one room's keys (one hash tag), or the index.
-// Nodes that pick the same rooms delete each once (the later ones find
-// nothing), and each picks only the oldest rooms beyond the bound as they
-// are at that moment, so between them they remove exactly the excess. A
-// crash between the two scripts leaves a member without keys, which the
-// next sweep removes.
+// evict: the rooms are counted (the sum of the index buckets' ZCARDs).
+// Beyond MaxRooms, the node takes the lease (leaseKey, SET NX PX leaseTTL;
+// a node that finds it taken leaves the sweep to its holder) and reads each
+// bucket's oldest, as many as the excess (at most sweepRooms); the oldest
+// of them all are the candidates, oldest first. Before each removal it
+// renews the lease and counts again, in one round trip, and stops when it
+// lost the lease or the rooms are no longer beyond the bound. For each,
+// evictScript deletes the room's keys unless its active key shows a post
+// since the index said so (then the room stays), and zremIfScoresScript
+// takes the member out of its bucket unless its score moved (the room was
+// posted to again meanwhile). A crash between the two leaves a member
+// without keys, which the next sweep removes.
 //
-// expire: a walk through the index (ZSCAN: every member present for the
-// whole walk is visited), at most sweepRooms rooms and about sweepEntries
-// stream entries per sweep; a sweep that stops at a bound is followed by
-// the next one soon, and a finished walk starts over at the next interval.
-// A room whose activity (its score) is older than MaxAge loses its stream
-// (dropScript, unless posted to since). Any other room whose oldest entry
-// is older has its entries read up to the first younger one, and those
-// before it removed (trimScript, unless the room's epoch changed: another
-// history). Stream ids are seqs, not times, and entries are in time order
-// but for the clocks of several nodes, so the walk goes by the entries'
-// time fields. Both keep the room's counter and epoch: its seqs go on.
+// Why a lease: the count and the candidates span the buckets, so no script
+// can read them at one moment as one sorted set allowed. Two nodes each
+// removing "the excess" they counted would together remove it twice. With
+// the lease one node removes at a time, and as only removals lower the
+// count, each removal it makes is of a room beyond the bound when it
+// counted: the rooms never drop below MaxRooms through the janitor, and
+// a sweep removes exactly the excess (less any room posted to meanwhile,
+// which stays). The recount before each removal is the guard for a
+// holder that stalled past leaseTTL while another took over: it then
+// stops at its next removal; only a stall of more than leaseTTL between
+// the renewal and the removal right after it could remove one room too
+// many. A room whose index entry lags (see rooms.go) is not counted: the
+// bound may keep a room more, never fewer.
+//
+// migrate: the members of an index from before the buckets move into
+// their buckets (migrateIndex, rooms.go).
+//
+// expire: a walk through the index buckets in turn (ZSCAN: every member
+// present for the whole walk is visited), at most sweepRooms rooms and
+// about sweepEntries stream entries per sweep; a sweep that stops at a
+// bound is followed by the next one soon, and a finished walk starts over
+// at the next interval. A room whose activity (its score) is older than
+// MaxAge loses its stream (dropScript, unless posted to since). Any other
+// room whose oldest entry is older has its entries read up to the first
+// younger one, and those before it removed (trimScript, unless the room's
+// epoch changed: another history). Stream ids are seqs, not times, and
+// entries are in time order but for the clocks of several nodes, so the
+// walk goes by the entries' time fields. Both keep the room's counter and
+// epoch: its seqs go on.
 
 const (
 	// sweepRooms bounds the rooms one sweep removes, and the rooms one
@@ -98,6 +117,7 @@ func (s *Store) janitor() {
 	evict.Stop()
 	defer evict.Stop()
 	armed := false // evict is running
+	s.sweepFailed("move the old rooms index into its buckets", s.migrateIndex(s.ctx))
 	for {
 		select {
 		case <-s.done:
@@ -116,6 +136,7 @@ func (s *Store) janitor() {
 				armed = true
 			}
 		case <-tick.C:
+			s.sweepFailed("move the old rooms index into its buckets", s.migrateIndex(s.ctx))
 			more, err := s.evictExcess(s.ctx)
 			s.sweepFailed("remove rooms beyond the bound", err)
 			if s.opts.MaxAge > 0 {
@@ -140,18 +161,6 @@ func (s *Store) sweepFailed(what string, err error) {
 	s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis janitor: cannot "+what+"; will retry", slog.Any("err", err))
 }
 
-// excessScript returns how many rooms the index holds beyond ARGV[1], and
-// the oldest of them, at most ARGV[2], with their scores: count and rooms
-// read at one moment, so that nodes sweeping together never take a room
-// for excess that another node's removals made one of the rooms kept.
-//
-// KEYS: rooms index. ARGV: rooms kept, rooms returned at most.
-var excessScript = goredis.NewScript(`
-local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
-if over <= 0 then return {over, {}} end
-return {over, redis.call('ZRANGE', KEYS[1], 0, math.min(over, tonumber(ARGV[2])) - 1, 'WITHSCORES')}
-`)
-
 // evictScript removes a room's keys unless its activity is later than
 // ARGV[1] (the room's score in the index when the janitor read it): a room
 // posted to since is kept. A room without an active key (written before
@@ -167,14 +176,13 @@ if redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) > 0 then return 1 en
 return 0
 `)
 
-// zremIfScoreScript removes member ARGV[1] from the sorted set KEYS[1] if
-// its score is still ARGV[2]; it returns 1 if it did.
-var zremIfScoreScript = goredis.NewScript(`
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) == tonumber(ARGV[2]) then
-  return redis.call('ZREM', KEYS[1], ARGV[1])
-end
-return 0
+// leaseRenewScript extends the lease KEYS[1] by ARGV[2] ms if it still
+// holds the token ARGV[1]; it returns 1 if it did. With ARGV[2] = 0 it
+// deletes the lease instead (a release).
+var leaseRenewScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 `)
 
 // The scripts delete with UNLINK: a stream of Retention entries is freed
@@ -227,51 +235,136 @@ redis.call('UNLINK', KEYS[2])
 return n
 `)
 
+// leaseTTL is how long the janitor's lease lasts unless renewed: the
+// longest a crashed node holds up the other nodes' evictions. It is
+// renewed before every removal, so it only has to outlast one removal.
+const leaseTTL = 10 * time.Second
+
+func (s *Store) leaseKey() string { return s.opts.KeyPrefix + "janitor:lease" }
+
 // evictExcess removes the least recently active rooms beyond MaxRooms, at
 // most sweepRooms of them; more reports that rooms beyond the bound are
-// left for the next sweep.
+// left for the next sweep. Only the node holding the lease removes rooms:
+// another node's call returns at once (the holder finds any new excess
+// before it lets go, and the next sweep after it).
 func (s *Store) evictExcess(ctx context.Context) (more bool, err error) {
+	// Most sweeps find nothing to do: they leave the lease alone.
+	if _, over, err := s.count(ctx, s.opts.MaxRooms); err != nil || !over {
+		return false, err
+	}
+	token := hexID()
+	ok, err := s.client.SetNX(ctx, s.leaseKey(), token, leaseTTL).Result()
+	if err != nil || !ok {
+		return false, err
+	}
+	defer func() {
+		// Let go at once rather than after leaseTTL; a failure only
+		// makes the others wait for the expiry.
+		_ = leaseRenewScript.Run(context.WithoutCancel(ctx), s.client, []string{s.leaseKey()}, token, 0).Err()
+	}()
 	zs, more, err := s.excess(ctx, s.opts.MaxRooms)
 	if err != nil || len(zs) == 0 {
 		return false, err
 	}
-	return more, s.evictRooms(ctx, zs)
+	goOn := func(ctx context.Context) (bool, error) { return s.stillOver(ctx, token) }
+	removed, err := s.evictRooms(ctx, zs, goOn)
+	if err != nil {
+		return false, err
+	}
+	if !more && removed > 0 {
+		// Rooms created during the sweep, on any node, and rooms posted
+		// to meanwhile (kept): the next oldest go soon. (Not when nothing
+		// could be removed: that would only spin.)
+		_, more, err = s.count(ctx, s.opts.MaxRooms)
+	}
+	return more, err
+}
+
+// count returns how many rooms the index holds (the sum of its buckets),
+// and whether that is more than keep.
+func (s *Store) count(ctx context.Context, keep int) (n int64, over bool, err error) {
+	cards := make([]*goredis.IntCmd, indexBuckets)
+	if _, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for b := range cards {
+			cards[b] = p.ZCard(ctx, s.roomsKey(b))
+		}
+		return nil
+	}); err != nil {
+		return 0, false, err
+	}
+	for _, c := range cards {
+		n += c.Val()
+	}
+	return n, n > int64(keep), nil
+}
+
+// stillOver renews the lease of token and counts the rooms again (one
+// round trip): it reports whether this node may remove one more room.
+func (s *Store) stillOver(ctx context.Context, token string) (bool, error) {
+	var renew *goredis.Cmd
+	cards := make([]*goredis.IntCmd, indexBuckets)
+	if _, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		renew = leaseRenewScript.EvalSha(ctx, p, []string{s.leaseKey()}, token, leaseTTL.Milliseconds())
+		for b := range cards {
+			cards[b] = p.ZCard(ctx, s.roomsKey(b))
+		}
+		return nil
+	}); err != nil && !goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		return false, err
+	}
+	if goredis.HasErrorPrefix(renew.Err(), "NOSCRIPT") {
+		// Flushed scripts: run it again, by EVAL, then the counts.
+		if err := leaseRenewScript.Run(ctx, s.client, []string{s.leaseKey()}, token, leaseTTL.Milliseconds()).Err(); err != nil {
+			return false, err
+		}
+		return s.stillOver(ctx, token)
+	}
+	if n, err := renew.Int64(); err != nil || n != 1 {
+		return false, err // lost the lease: another node sweeps now
+	}
+	var n int64
+	for _, c := range cards {
+		n += c.Val()
+	}
+	return n > int64(s.opts.MaxRooms), nil
 }
 
 // excess returns the oldest rooms of the index beyond keep, at most
-// sweepRooms of them, with their scores; more reports that there are
-// others.
+// sweepRooms of them, with their scores: each bucket's oldest, the oldest
+// of them all; more reports that there are others.
 func (s *Store) excess(ctx context.Context, keep int) (zs []goredis.Z, more bool, err error) {
-	res, err := excessScript.Run(ctx, s.client, []string{s.roomsKey()}, keep, sweepRooms).Slice()
-	if err != nil {
+	n, over, err := s.count(ctx, keep)
+	if err != nil || !over {
 		return nil, false, err
 	}
-	var (
-		over     int64
-		list     []any
-		ok1, ok2 bool
-	)
-	if len(res) == 2 {
-		over, ok1 = res[0].(int64)
-		list, ok2 = res[1].([]any)
-	}
-	if !ok1 || !ok2 || len(list)%2 != 0 {
-		return nil, false, fmt.Errorf("unexpected reply %v from the excess script", res)
-	}
-	for i := 0; i < len(list); i += 2 {
-		z, err := parseZ(list[i], list[i+1])
-		if err != nil {
-			return nil, false, err
+	want := min(n-int64(keep), sweepRooms)
+	ranges := make([]*goredis.ZSliceCmd, indexBuckets)
+	if _, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for b := range ranges {
+			ranges[b] = p.ZRangeWithScores(ctx, s.roomsKey(b), 0, want-1)
 		}
-		zs = append(zs, z)
+		return nil
+	}); err != nil {
+		return nil, false, err
 	}
-	return zs, over > int64(len(zs)), nil
+	for _, r := range ranges {
+		zs = append(zs, r.Val()...)
+	}
+	zs = oldest(zs, int(want))
+	return zs, n-int64(keep) > int64(len(zs)), nil
 }
 
 // evictRooms removes the rooms zs (members of the index with the scores
-// the janitor read), but those posted to since.
-func (s *Store) evictRooms(ctx context.Context, zs []goredis.Z) error {
+// the janitor read), but those posted to since, in order, and returns how
+// many members it removed from the index. Before each it asks goOn, when
+// not nil, and stops when that says no.
+func (s *Store) evictRooms(ctx context.Context, zs []goredis.Z, goOn func(context.Context) (bool, error)) (removed int, err error) {
 	for _, z := range zs {
+		if goOn != nil {
+			if ok, err := goOn(ctx); err != nil || !ok {
+				return removed, err
+			}
+		}
 		name := z.Member.(string)
 		score := formatScore(z.Score)
 		k := s.keys(name)
@@ -280,11 +373,13 @@ func (s *Store) evictRooms(ctx context.Context, zs []goredis.Z) error {
 			s.evicted.Add(1)
 		}
 		if err == nil && n >= 0 {
-			err = zremIfScoreScript.Run(ctx, s.client, []string{s.roomsKey()}, name, score).Err()
+			var gone int64
+			gone, err = zremIfScoresScript.Run(ctx, s.client, []string{s.roomsKeyOf(name)}, name, score).Int64()
+			removed += int(gone)
 		}
 		if err != nil {
 			if !isPermanent(err) {
-				return fmt.Errorf("remove room %q: %w", name, err)
+				return removed, fmt.Errorf("remove room %q: %w", name, err)
 			}
 			// Nothing will change it (a key of the wrong type): go on
 			// with the others rather than stall on this one.
@@ -292,13 +387,14 @@ func (s *Store) evictRooms(ctx context.Context, zs []goredis.Z) error {
 				slog.String("room", name), slog.Any("err", err))
 		}
 	}
-	return nil
+	return removed, nil
 }
 
 // ageWalk is where the expiry walk through the rooms index stands; it is
 // the janitor goroutine's own.
 type ageWalk struct {
-	cursor  uint64      // ZSCAN's
+	bucket  int         // the bucket being scanned
+	cursor  uint64      // ZSCAN's, in bucket
 	started bool        // a walk is under way
 	pending []goredis.Z // scanned and not yet looked at
 }
@@ -312,10 +408,14 @@ func (s *Store) expireOld(ctx context.Context, w *ageWalk) (more bool, err error
 	for {
 		if len(w.pending) == 0 {
 			if w.started && w.cursor == 0 {
+				// Done with this bucket.
 				w.started = false
-				return false, nil
+				if w.bucket++; w.bucket == indexBuckets {
+					w.bucket = 0
+					return false, nil
+				}
 			}
-			zs, next, err := s.scanIndex(ctx, w.cursor)
+			zs, next, err := s.scanIndex(ctx, w.bucket, w.cursor)
 			if err != nil {
 				return false, err
 			}
@@ -339,9 +439,9 @@ func (s *Store) expireOld(ctx context.Context, w *ageWalk) (more bool, err error
 	}
 }
 
-// scanIndex reads the next members of the rooms index from cursor.
-func (s *Store) scanIndex(ctx context.Context, cursor uint64) ([]goredis.Z, uint64, error) {
-	kv, next, err := s.client.ZScan(ctx, s.roomsKey(), cursor, "", scanCount).Result()
+// scanIndex reads the next members of index bucket b from cursor.
+func (s *Store) scanIndex(ctx context.Context, b int, cursor uint64) ([]goredis.Z, uint64, error) {
+	kv, next, err := s.client.ZScan(ctx, s.roomsKey(b), cursor, "", scanCount).Result()
 	if err != nil {
 		return nil, 0, err
 	}

@@ -44,12 +44,25 @@ func roomKeysLeft(t testing.TB, raw *goredis.Client, s *Store, room string) int6
 	return n
 }
 
-// indexed returns the rooms in the index, oldest first.
+// indexed returns the rooms in the index (all its buckets), oldest first.
 func indexed(t testing.TB, raw *goredis.Client, s *Store) []string {
 	t.Helper()
-	names, err := raw.ZRange(context.Background(), s.roomsKey(), 0, -1).Result()
-	if err != nil {
-		t.Fatal(err)
+	var zs []goredis.Z
+	for b := range indexBuckets {
+		got, err := raw.ZRangeWithScores(context.Background(), s.roomsKey(b), 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, z := range got {
+			if bucketOf(z.Member.(string)) != b {
+				t.Errorf("room %s is in bucket %d, want %d", z.Member, b, bucketOf(z.Member.(string)))
+			}
+		}
+		zs = append(zs, got...)
+	}
+	var names []string
+	for _, z := range oldest(zs, len(zs)) {
+		names = append(names, z.Member.(string))
 	}
 	return names
 }
@@ -189,8 +202,8 @@ func TestEvictKeepsRoomPostedMeanwhile(t *testing.T) {
 		t.Fatalf("excess(2) = %v, more %v; want %v, no more", picked, more, want)
 	}
 	appendAt(t, s, roomName(0), base, 1) // the same ms as r00's first message
-	if err := s.evictRooms(t.Context(), zs); err != nil {
-		t.Fatal(err)
+	if removed, err := s.evictRooms(t.Context(), zs, nil); err != nil || removed != 2 {
+		t.Fatalf("evictRooms = %d, %v; want 2 removed (r00 kept)", removed, err)
 	}
 	checkKept(t, raw, s, roomName(0), 2)
 	for _, room := range roomNames(1, 2) {
@@ -203,7 +216,7 @@ func TestEvictKeepsRoomPostedMeanwhile(t *testing.T) {
 	if got, want := indexed(t, raw, s), []string{"r00", "r03", "r04"}; !slices.Equal(got, want) {
 		t.Errorf("rooms index = %v, want %v", got, want)
 	}
-	if got, err := raw.ZScore(t.Context(), s.roomsKey(), "r00").Result(); err != nil || int64(got) != base.UnixMilli()+1 {
+	if got, err := raw.ZScore(t.Context(), s.roomsKeyOf("r00"), "r00").Result(); err != nil || int64(got) != base.UnixMilli()+1 {
 		t.Errorf("r00's score = %v, %v; want %d, 1 ms past its first post", got, err, base.UnixMilli()+1)
 	}
 	if got := s.Stats().RoomsEvicted; got != 2 {
@@ -527,7 +540,7 @@ func TestExpireGuards(t *testing.T) {
 	}
 
 	cutoff := time.Now().Add(-time.Hour)
-	zs, _, err := s.scanIndex(t.Context(), 0)
+	zs, _, err := s.scanIndex(t.Context(), bucketOf("lobby"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

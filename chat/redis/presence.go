@@ -21,10 +21,25 @@ import (
 //	hxchat:presence:{NAME}  sorted set: one entry per node and person in room
 //	                        NAME, the JSON array [node, key, name]; score:
 //	                        when it expires (Unix ms, Redis's clock)
-//	hxchat:presence-rooms   sorted set: the rooms with entries; score: the
-//	                        latest expiry among them
+//	hxchat:presence-rooms:{b0} … hxchat:presence-rooms:{b15}
+//	                        sorted sets, together the rooms with entries,
+//	                        each in its bucket (bucketOf, as the rooms
+//	                        index); score: the latest expiry among them
 //	hxchat:dbN:presence     Pub/Sub channel: "NODE ROOM" when entries of ROOM
 //	                        were added or removed
+//
+// Every script and MULTI touches one hash slot: syncScript only the room's
+// set; the presence index is written after it, in the same round trip as
+// the other rooms' scripts, one plain command per room. Every node writes
+// every room it has members in every half heartbeat, so one index key
+// would be hit by all of them; the buckets spread that over a cluster. The
+// index may lag a room's set when two nodes' writes cross (a room's score
+// too low, or the room missing) until the next write of the room, at most
+// half a heartbeat: Occupied only uses it to find rooms to look at. The
+// channel is not a key: it is sent on a change only (a join, a leave, an
+// expiry), not every heartbeat, and a Redis Cluster carries a PUBLISH to
+// every node whatever its name, so splitting it would not spread anything
+// (sharded Pub/Sub, SPUBLISH, is the cluster client's to use).
 //
 // Each node keeps its own members in a chat.LocalPresence, which is the
 // truth about them, and writes them to Redis: at once after a join or leave,
@@ -40,13 +55,12 @@ const DefaultPresenceHeartbeat = 15 * time.Second
 // Presence is the chat.Presence of a Store: who is in which room, on every
 // node sharing the Redis. Get it with Store.Presence; it ends with the Store.
 type Presence struct {
-	s        *Store
-	local    *chat.LocalPresence
-	node     string // this process's id, in its entries
-	period   time.Duration
-	ttl      time.Duration
-	channel  string
-	roomsKey string
+	s       *Store
+	local   *chat.LocalPresence
+	node    string // this process's id, in its entries
+	period  time.Duration
+	ttl     time.Duration
+	channel string
 
 	start sync.Once
 	quit  chan struct{}
@@ -58,9 +72,10 @@ type Presence struct {
 	wake  chan struct{}
 
 	// written is what this node has in Redis, by room, and failing
-	// whether the last write failed; both are write's own.
+	// whether the last write failed.
 	written map[string][]string
 	failing bool
+	prune   int // the next index bucket pruned in turn; write's own
 }
 
 var _ chat.Presence = (*Presence)(nil)
@@ -68,17 +83,16 @@ var _ chat.Presence = (*Presence)(nil)
 func newPresence(s *Store, db int) *Presence {
 	hb := s.opts.PresenceHeartbeat
 	return &Presence{
-		s:        s,
-		local:    chat.NewLocalPresence(),
-		node:     hexID(),
-		period:   hb / 2,
-		ttl:      hb * 3 / 2,
-		channel:  s.opts.KeyPrefix + "db" + strconv.Itoa(db) + ":presence",
-		roomsKey: s.opts.KeyPrefix + "presence-rooms",
-		quit:     make(chan struct{}),
-		dirty:    make(map[string]struct{}),
-		wake:     make(chan struct{}, 1),
-		written:  make(map[string][]string),
+		s:       s,
+		local:   chat.NewLocalPresence(),
+		node:    hexID(),
+		period:  hb / 2,
+		ttl:     hb * 3 / 2,
+		channel: s.opts.KeyPrefix + "db" + strconv.Itoa(db) + ":presence",
+		quit:    make(chan struct{}),
+		dirty:   make(map[string]struct{}),
+		wake:    make(chan struct{}, 1),
+		written: make(map[string][]string),
 	}
 }
 
@@ -93,6 +107,11 @@ func hexID() string {
 }
 
 func (p *Presence) key(room string) string { return p.s.opts.KeyPrefix + "presence:{" + room + "}" }
+
+// roomsKey is bucket b of the presence index.
+func (p *Presence) roomsKey(b int) string {
+	return p.s.opts.KeyPrefix + "presence-rooms:" + bucketTag(b)
+}
 
 // run starts the writer and the receiver of change notices, once, unless
 // the store is closed.
@@ -229,13 +248,20 @@ func (p *Presence) Occupied(ctx context.Context, limit int) ([]chat.Occupancy, e
 	}
 	pipe := p.s.client.Pipeline()
 	now := pipe.Time(ctx)
-	idx := pipe.ZRevRangeWithScores(ctx, p.roomsKey, 0, int64(2*limit-1))
+	idx := make([]*goredis.ZSliceCmd, indexBuckets)
+	for b := range idx {
+		idx[b] = pipe.ZRevRangeWithScores(ctx, p.roomsKey(b), 0, int64(2*limit-1))
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, p.s.fail(ctx, what, err)
 	}
 	nowMS := float64(now.Val().UnixMilli())
+	var zs []goredis.Z
+	for _, c := range idx {
+		zs = append(zs, c.Val()...)
+	}
 	rooms := make(map[string]struct{})
-	for _, z := range idx.Val() {
+	for _, z := range newest(zs, 2*limit) {
 		if name, _ := z.Member.(string); name != "" && z.Score > nowMS {
 			rooms[name] = struct{}{}
 		}
@@ -273,30 +299,30 @@ func (p *Presence) Occupied(ctx context.Context, limit int) ([]chat.Occupancy, e
 
 // syncScript makes one node's entries of one room what they should be:
 // it removes the ones given, adds or refreshes the others with a new
-// expiry, drops every expired entry, keeps the rooms index and the set's own
-// expiry in line, and publishes a notice when an entry came or went.
+// expiry, drops every expired entry, keeps the set's own expiry in line,
+// and publishes a notice when an entry came or went. It returns the
+// latest expiry left in the set (0 when it is empty), for the presence
+// index, and Redis's time (ms).
 //
-// KEYS: the room's set, the rooms index. ARGV: ttl (ms), room, channel,
-// notice, number of removals, the removals, the entries to keep.
+// KEYS: the room's set. ARGV: ttl (ms), channel, notice, number of
+// removals, the removals, the entries to keep.
 var syncScript = goredis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local exp = now + tonumber(ARGV[1])
-local n = tonumber(ARGV[5])
+local n = tonumber(ARGV[4])
 local changed = 0
-for i = 6, 5 + n do changed = changed + redis.call('ZREM', KEYS[1], ARGV[i]) end
-for i = 6 + n, #ARGV do changed = changed + redis.call('ZADD', KEYS[1], exp, ARGV[i]) end
+for i = 5, 4 + n do changed = changed + redis.call('ZREM', KEYS[1], ARGV[i]) end
+for i = 5 + n, #ARGV do changed = changed + redis.call('ZADD', KEYS[1], exp, ARGV[i]) end
 changed = changed + redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local latest = 0
 if top[1] then
-  redis.call('ZADD', KEYS[2], top[2], ARGV[2])
+  latest = tonumber(top[2])
   redis.call('PEXPIREAT', KEYS[1], top[2])
-else
-  redis.call('ZREM', KEYS[2], ARGV[2])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if changed > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
-return changed
+if changed > 0 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return {latest, now}
 `)
 
 // write keeps this node's entries in Redis: the changed rooms at once, all
@@ -382,7 +408,7 @@ func (p *Presence) sync(rooms []string, gone bool) {
 		if len(want) == 0 && len(removals) == 0 && p.written[room] == nil {
 			continue
 		}
-		args := []any{p.ttl.Milliseconds(), room, p.channel, p.node + " " + room, len(removals)}
+		args := []any{p.ttl.Milliseconds(), p.channel, p.node + " " + room, len(removals)}
 		for _, e := range removals {
 			args = append(args, e)
 		}
@@ -398,7 +424,7 @@ func (p *Presence) sync(rooms []string, gone bool) {
 		pipe := p.s.client.Pipeline()
 		cmds := make([]*goredis.Cmd, len(jobs))
 		for i, j := range jobs {
-			cmds[i] = syncScript.EvalSha(ctx, pipe, []string{p.key(j.room), p.roomsKey}, j.args...)
+			cmds[i] = syncScript.EvalSha(ctx, pipe, []string{p.key(j.room)}, j.args...)
 		}
 		_, err := pipe.Exec(ctx)
 		return cmds, err
@@ -409,14 +435,39 @@ func (p *Presence) sync(rooms []string, gone bool) {
 			cmds, err = run()
 		}
 	}
+	index := p.s.client.Pipeline()
+	var now int64
 	for i, j := range jobs {
-		if cmds[i].Err() != nil {
+		res, err := cmds[i].Int64Slice()
+		if err != nil || len(res) != 2 {
 			continue
 		}
 		if len(j.want) == 0 {
 			delete(p.written, j.room)
 		} else {
 			p.written[j.room] = j.want
+		}
+		if latest := res[0]; latest > 0 {
+			index.ZAdd(ctx, p.roomsKey(bucketOf(j.room)), goredis.Z{Score: float64(latest), Member: j.room})
+		} else {
+			index.ZRem(ctx, p.roomsKey(bucketOf(j.room)), j.room)
+		}
+		now = max(now, res[1])
+	}
+	if now > 0 {
+		// Rooms whose entries all expired unwritten (their nodes died):
+		// pruned from the buckets written, and from one more in turn, as
+		// a dead node's rooms may be in a bucket nobody writes.
+		prune := map[int]bool{p.prune: true}
+		p.prune = (p.prune + 1) % indexBuckets
+		for _, j := range jobs {
+			prune[bucketOf(j.room)] = true
+		}
+		for b := range prune {
+			index.ZRemRangeByScore(ctx, p.roomsKey(b), "-inf", strconv.FormatInt(now, 10))
+		}
+		if _, ierr := index.Exec(ctx); ierr != nil && err == nil {
+			err = ierr
 		}
 	}
 	switch {

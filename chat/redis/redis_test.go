@@ -228,6 +228,7 @@ func TestLayout(t *testing.T) {
 	const retention = 3
 	s := open(t, srv.URL(), Options{Retention: retention, KeyPrefix: "lay:"})
 	room := "한국어-7"
+	bucket := "{b" + strconv.Itoa(bucketOf(room)) + "}" // of the rooms indexes
 	ps := raw.Subscribe(t.Context(), "lay:db0:room:{"+room+"}:live")
 	defer ps.Close()
 	if _, err := ps.Receive(t.Context()); err != nil { // the subscribe confirmation
@@ -255,8 +256,16 @@ func TestLayout(t *testing.T) {
 	if got, err := raw.Get(t.Context(), "lay:room:{"+room+"}:active").Result(); err != nil || got != wantActive {
 		t.Errorf("active key = %q, %v; want %q", got, err, wantActive)
 	}
-	if got, err := raw.ZScore(t.Context(), "lay:rooms", room).Result(); err != nil || strconv.FormatFloat(got, 'f', -1, 64) != wantActive {
+	if got, err := raw.ZScore(t.Context(), "lay:rooms:"+bucket, room).Result(); err != nil || strconv.FormatFloat(got, 'f', -1, 64) != wantActive {
 		t.Errorf("rooms index score = %v, %v; want %s", got, err, wantActive)
+	}
+	defer s.Presence().Join(room, chat.Member{Key: in.AuthorKey, Name: in.Author})()
+	waitUntil(t, "the room in its bucket of the presence index", func() bool {
+		got, err := raw.ZScore(t.Context(), "lay:presence-rooms:"+bucket, room).Result()
+		return err == nil && got > float64(time.Now().UnixMilli())
+	})
+	if n, err := raw.ZCard(t.Context(), "lay:presence:{"+room+"}").Result(); err != nil || n != 1 {
+		t.Errorf("presence set holds %d, %v; want 1 entry", n, err)
 	}
 	xs, err := raw.XRange(t.Context(), "lay:room:{"+room+"}:log", "-", "+").Result()
 	if err != nil {

@@ -2,8 +2,9 @@
 // fans new messages out across nodes through it, so N hxchat nodes behind a
 // load balancer share one Redis and every node sees every message once.
 //
-// Layout of a room named NAME, with the default key prefix "hxchat:"
-// (Options.KeyPrefix) and database N:
+// Layout, with the default key prefix "hxchat:" (Options.KeyPrefix) and
+// database N; NAME is a room's name, B a bucket, 0 to 15, of the room
+// indexes (bucketOf: FNV-1a of NAME, modulo 16):
 //
 //	hxchat:room:{NAME}:seq       string: the room's newest seq
 //	hxchat:room:{NAME}:epoch     string: the epoch of the room's history
@@ -12,18 +13,31 @@
 //	hxchat:room:{NAME}:log       stream: one entry per message, id "SEQ-0",
 //	                             fields author, text, time (RFC 3339, ns),
 //	                             key (the author's public key)
+//	hxchat:rooms:{bB}            sorted set: the rooms of bucket B; score:
+//	                             their last activity (rooms.go)
+//	hxchat:presence:{NAME}       sorted set: who is in the room, per node
+//	                             (presence.go)
+//	hxchat:presence-rooms:{bB}   sorted set: the rooms of bucket B with
+//	                             people in them (presence.go)
+//	hxchat:janitor:lease         string, expiring: which node removes rooms
+//	                             beyond Options.MaxRooms now (janitor.go)
+//	hxchat:secret                string: the server secret (Store.Secret)
 //	hxchat:dbN:room:{NAME}:live  Pub/Sub channel: JSON {seq, epoch, author,
 //	                             key, text, time} per message, in seq order
-//	hxchat:secret                string: the server secret (Store.Secret)
+//	hxchat:dbN:presence          Pub/Sub channel: presence changes
 //
-// Presence (presence.go) and the rooms index (rooms.go) add keys of their
-// own. The room name is a hash tag, so a Redis Cluster would keep a room's
-// keys in one slot (Open itself connects to a single server; the global
-// indexes are outside any room's slot). Channels carry the
-// database number because Pub/Sub ignores databases. Redis must not evict
-// these keys (maxmemory-policy noeviction): each Store's janitor bounds
-// them instead (janitor.go), removing the least recently active rooms
-// beyond Options.MaxRooms and, with Options.MaxAge, old messages.
+// Every key has a hash tag, or is one key alone, and every script and
+// MULTI touches the keys of one hash slot: a room's keys (its name is the
+// tag), one bucket, the lease or the secret. So the layout works on a
+// Redis Cluster (7 or later), though Open itself connects to a single
+// server. No key is written by every post or every presence refresh: a
+// post writes its room's keys and its room's bucket of the rooms index
+// (the buckets spread the index over the cluster's slots, and its masters),
+// a refresh its room's presence set and bucket. Channels are not keys; they
+// carry the database number because Pub/Sub ignores databases. Redis must
+// not evict these keys (maxmemory-policy noeviction): each Store's janitor
+// bounds them instead (janitor.go), removing the least recently active
+// rooms beyond Options.MaxRooms and, with Options.MaxAge, old messages.
 //
 // Epochs are per room. The append that starts a room's history (seq 1, or
 // a room without an epoch key) sets the epoch key to a fresh random epoch;
@@ -223,6 +237,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	o.DisableIdentity = true
 
 	client := goredis.NewClient(o)
+	if testHook != nil {
+		client.AddHook(testHook)
+	}
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = client.Close()
 		if ctx.Err() != nil {
@@ -251,6 +268,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	go s.janitor()
 	return s, nil
 }
+
+// testHook, when set (by this package's tests), sees every command of
+// every Store's client.
+var testHook goredis.Hook
 
 // redact returns rawURL without its password, for error messages.
 func redact(rawURL string) string {
@@ -293,20 +314,20 @@ func (s *Store) roomOf(ch string) (string, bool) {
 // Redis lost): it sets the room's epoch key to ARGV[10], a fresh epoch the
 // caller made, as does any append to a room without an epoch key (one
 // written before epochs existed). Every other append keeps the epoch. The
-// script returns {seq, epoch} and publishes the epoch with the message.
+// script returns {seq, epoch, activity} and publishes the epoch with the
+// message.
 //
-// It also records the room's activity: the message's time (Unix ms), or
-// 1 ms past the room's last activity when that is not earlier (clocks of
-// several nodes, posts within one ms), in the room's active key and as its
-// score in the rooms index (see rooms.go; that key is outside the room's
-// hash tag). So every append moves both, and the janitor's checks (has the
-// room been posted to since the index said so?) are exact. The index's own
-// score counts too: a room the janitor is removing (keys gone, member not
-// yet) comes back with a score above the one the janitor will remove.
+// It also records the room's activity in its active key: the message's
+// time (Unix ms), or 1 ms past the room's last activity when that is not
+// earlier (clocks of several nodes, posts within one ms), so every append
+// moves it and the janitor's check (has the room been posted to since the
+// index said so?) is exact. The rooms index is not touched here: it is in
+// other hash slots than the room (see rooms.go); Append sends indexScript
+// right after this script, in the same round trip.
 //
-// KEYS: seq counter, stream, rooms index, epoch, activity. ARGV: retention,
-// channel, author, text, time, author key, time (Unix ms), room, a fresh
-// epoch.
+// KEYS: seq counter, stream, epoch, activity (one hash tag: one slot).
+// ARGV: retention, channel, author, text, time, author key, time (Unix
+// ms), a fresh epoch.
 var appendScript = goredis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -317,61 +338,92 @@ else
   if top[1] then cur = tonumber(string.match(top[1][1], '^%d+')) end
 end
 local seq = cur + 1
-local epoch = redis.call('GET', KEYS[4])
+local epoch = redis.call('GET', KEYS[3])
 local fresh = seq == 1 or not epoch
-if fresh then epoch = ARGV[9] end
+if fresh then epoch = ARGV[8] end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], string.format('%d-0', seq),
   'author', ARGV[3], 'text', ARGV[4], 'time', ARGV[5], 'key', ARGV[6])
-if fresh then redis.call('SET', KEYS[4], epoch) end
+if fresh then redis.call('SET', KEYS[3], epoch) end
 redis.call('SET', KEYS[1], string.format('%d', seq))
 local active = tonumber(ARGV[7])
-for _, prev in ipairs({redis.call('GET', KEYS[5]), redis.call('ZSCORE', KEYS[3], ARGV[8])}) do
-  prev = tonumber(prev)
-  if prev and active <= prev then active = prev + 1 end
-end
-active = string.format('%d', active)
-redis.call('SET', KEYS[5], active)
-redis.call('ZADD', KEYS[3], active, ARGV[8])
+local prev = tonumber(redis.call('GET', KEYS[4]))
+if prev and active <= prev then active = prev + 1 end
+redis.call('SET', KEYS[4], string.format('%d', active))
 redis.call('PUBLISH', ARGV[2], cjson.encode({seq = seq, epoch = epoch, author = ARGV[3], key = ARGV[6], text = ARGV[4], time = ARGV[5]}))
-return {seq, epoch}
+return {seq, epoch, active}
 `)
 
 // Append implements chat.Store. The message is stored, trimmed and
-// published in one atomic step; an error means it may not be stored (it
-// never means it was stored twice), and one wrapping chat.ErrUnavailable
-// means Redis could not be reached.
+// published in one atomic step, and its room's entry of the rooms index
+// moved right after; an error means it may not be stored (it never means
+// it was stored twice), and one wrapping chat.ErrUnavailable means Redis
+// could not be reached.
 func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error) {
 	what := fmt.Sprintf("append to %q", m.Room)
 	if err := s.check(ctx, what); err != nil {
 		return chat.Message{}, err
 	}
 	k := s.keys(m.Room)
-	res, err := appendScript.Run(ctx, s.client, []string{k.seq, k.log, s.roomsKey(), k.epoch, k.active},
-		s.opts.Retention, k.live, m.Author, m.Text, m.Time.Format(time.RFC3339Nano), m.AuthorKey,
-		m.Time.UnixMilli(), m.Room, chat.NewEpoch()).Slice()
+	keys := []string{k.seq, k.log, k.epoch, k.active}
+	args := []any{s.opts.Retention, k.live, m.Author, m.Text, m.Time.Format(time.RFC3339Nano), m.AuthorKey,
+		m.Time.UnixMilli(), chat.NewEpoch()}
+	// The script and the index update go in one round trip, the update
+	// right after the script: see indexScript.
+	run := func() (app, idx *goredis.Cmd) {
+		pipe := s.client.Pipeline()
+		app = appendScript.EvalSha(ctx, pipe, keys, args...)
+		idx = indexScript.EvalSha(ctx, pipe, []string{s.roomsKeyOf(m.Room)}, m.Time.UnixMilli(), m.Room)
+		_, _ = pipe.Exec(ctx) // each command has its error
+		return app, idx
+	}
+	app, idx := run()
+	if isNoScript(app.Err()) {
+		// A new or flushed server: the append did not run (the index
+		// update may have: then it runs twice, which moves the score by
+		// 1 ms). Never run again an append that ran.
+		for _, sc := range []*goredis.Script{appendScript, indexScript} {
+			if err := sc.Load(ctx, s.client).Err(); err != nil {
+				return chat.Message{}, s.fail(ctx, what, err)
+			}
+		}
+		app, idx = run()
+	}
+	if app.Err() == nil && isNoScript(idx.Err()) {
+		idx = indexScript.Run(ctx, s.client, []string{s.roomsKeyOf(m.Room)}, m.Time.UnixMilli(), m.Room)
+	}
+	res, err := app.Slice()
 	if err != nil {
 		return chat.Message{}, s.fail(ctx, what, err)
 	}
-	seq, epoch, ok := appendReply(res)
+	seq, epoch, _, ok := appendReply(res)
 	if !ok {
 		// Stored, but the reply is not what the script returns.
 		return chat.Message{}, fmt.Errorf("%s: unexpected reply %v from the append script", what, res)
 	}
 	m.Seq, m.Epoch = seq, epoch
+	// The message is stored and published: a failure to index it is only
+	// logged. The room is then missing from the index (the list of active
+	// rooms, the janitor's bound), or has an older score, until its next
+	// append.
+	if err := idx.Err(); err != nil {
+		s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "redis: cannot update the rooms index; the room is listed again at its next post",
+			slog.String("room", m.Room), slog.Any("err", err))
+	}
 	if seq == 1 {
 		s.roomCreated() // the janitor checks MaxRooms soon
 	}
 	return m, nil
 }
 
-// appendReply reads appendScript's {seq, epoch}.
-func appendReply(res []any) (seq int64, epoch string, ok bool) {
-	if len(res) != 2 {
-		return 0, "", false
+// appendReply reads appendScript's {seq, epoch, activity}.
+func appendReply(res []any) (seq int64, epoch string, active int64, ok bool) {
+	if len(res) != 3 {
+		return 0, "", 0, false
 	}
 	seq, ok1 := res[0].(int64)
 	epoch, ok2 := res[1].(string)
-	return seq, epoch, ok1 && ok2 && seq > 0 && epoch != ""
+	active, ok3 := res[2].(int64)
+	return seq, epoch, active, ok1 && ok2 && ok3 && seq > 0 && epoch != ""
 }
 
 // Since implements chat.Store. The messages carry the epoch the room had
@@ -542,6 +594,10 @@ func (s *Store) fail(ctx context.Context, what string, err error) error {
 		return fmt.Errorf("%s: %w: %w", what, chat.ErrUnavailable, err)
 	}
 }
+
+// isNoScript reports whether err is Redis's answer to an EVALSHA of a
+// script it does not have (the script did not run).
+func isNoScript(err error) bool { return err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") }
 
 // transient are the prefixes of server errors that pass with time.
 var transient = []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "MISCONF", "OOM", "NOREPLICAS"}
