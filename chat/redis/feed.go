@@ -326,7 +326,9 @@ func (s *Store) receive(sess *session) {
 		v, err := sess.ps.Receive(s.ctx)
 		if err != nil {
 			// go-redis has already dropped the connection, and redials on
-			// the next Receive; back off while Redis is away.
+			// the next Receive (on a cluster, to the node the slot map
+			// names then); back off while Redis is away.
+			s.reload()
 			if !backoff(&wait, sess.quit) {
 				return
 			}
@@ -448,6 +450,7 @@ func decodeLive(name, payload string) (chat.Message, error) {
 // hole, and run wakes the receiver to try again.
 func (s *Store) catchUp(r *room, behind map[*room]struct{}) {
 	if err := s.fill(r); err != nil {
+		s.reload()
 		if s.ctx.Err() == nil {
 			s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: catch-up failed; will retry",
 				slog.String("room", r.name), slog.Int64("after", r.last), slog.Any("err", err))

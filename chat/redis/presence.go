@@ -495,6 +495,7 @@ func (p *Presence) receive() {
 	for {
 		v, err := p.ps.Receive(ctx)
 		if err != nil {
+			p.s.reload()
 			if !backoff(&wait, p.quit) {
 				return
 			}

@@ -1,6 +1,7 @@
-// Package redis keeps hxchat's history on a Redis server (5.0 or later) and
-// fans new messages out across nodes through it, so N hxchat nodes behind a
-// load balancer share one Redis and every node sees every message once.
+// Package redis keeps hxchat's history on a Redis server (5.0 or later, Open)
+// or a Redis Cluster (7 or later, OpenCluster; see cluster.go) and fans new
+// messages out across nodes through it, so N hxchat nodes behind a load
+// balancer share one Redis and every node sees every message once.
 //
 // Layout, with the default key prefix "hxchat:" (Options.KeyPrefix) and
 // database N; NAME is a room's name, B a bucket, 0 to 15, of the room
@@ -29,9 +30,10 @@
 // Every key has a hash tag, or is one key alone, and every script and
 // MULTI touches the keys of one hash slot: a room's keys (its name is the
 // tag), one bucket, the lease or the secret. So the layout works on a
-// Redis Cluster (7 or later), though Open itself connects to a single
-// server. No key is written by every post or every presence refresh: a
-// post writes its room's keys and its room's bucket of the rooms index
+// Redis Cluster (7 or later): Open connects to a single server, OpenCluster
+// to a cluster (cluster.go), and both give the same Store. No key is
+// written by every post or every presence refresh: a post writes its
+// room's keys and its room's bucket of the rooms index
 // (the buckets spread the index over the cluster's slots, and its masters),
 // a refresh its room's presence set and bucket. Channels are not keys; they
 // carry the database number because Pub/Sub ignores databases. Redis must
@@ -80,6 +82,7 @@ const (
 	DefaultHealthInterval = 3 * time.Second
 	DefaultMaxRooms       = 10_000
 	DefaultSweepInterval  = time.Minute
+	DefaultReplicaTimeout = time.Second
 )
 
 // Options configures a Store. Zero values select the defaults.
@@ -125,6 +128,16 @@ type Options struct {
 	// second. An append that creates a room also makes it check MaxRooms
 	// soon.
 	SweepInterval time.Duration
+	// Replicas is how many replicas must have a message before Append
+	// returns it (Redis's WAIT, on the connection that stored it). Zero
+	// selects the default: 1 for OpenCluster, none for Open (a single
+	// server may have no replica); a negative value never waits. When too
+	// few replicas confirm within ReplicaTimeout, Append returns an error
+	// wrapping chat.ErrUnavailable, though the message may be stored.
+	Replicas int
+	// ReplicaTimeout bounds the wait for the replicas
+	// (DefaultReplicaTimeout).
+	ReplicaTimeout time.Duration
 	// Logger receives the fan-out's warnings (slog.Default()).
 	Logger *slog.Logger
 }
@@ -163,6 +176,9 @@ func (o *Options) setDefaults() {
 			o.SweepInterval = max(min(o.MaxAge/10, DefaultSweepInterval), time.Second)
 		}
 	}
+	if o.ReplicaTimeout <= 0 {
+		o.ReplicaTimeout = DefaultReplicaTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -171,9 +187,13 @@ func (o *Options) setDefaults() {
 // Store is a chat.Store on Redis; its Watch carries every node's new
 // messages to every other node. It is safe for concurrent use.
 type Store struct {
-	client  *goredis.Client
-	opts    Options
-	chanPre string // channel name up to the room name
+	client  goredis.UniversalClient
+	cluster *goredis.ClusterClient // the same client on a cluster, else nil
+	// replicas is how many replicas Append waits for (0: none); see
+	// Options.Replicas.
+	replicas int
+	opts     Options
+	chanPre  string // channel name up to the room name
 
 	closed atomic.Bool
 	ctx    context.Context // ends at Close; bounds background calls
@@ -205,6 +225,7 @@ var (
 // Open connects to the Redis at rawURL (redis://[user:password@]host:port/db,
 // rediss:// for TLS, or unix://) and pings it. An unreachable server gives an
 // error wrapping chat.ErrUnavailable; the caller must Close the Store.
+// Append waits for no replica unless Options.Replicas is positive.
 func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	opts.setDefaults()
 	where := redact(rawURL)
@@ -250,10 +271,19 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open redis %s: %w: %w", where, chat.ErrUnavailable, err)
 	}
+	s := newStore(client, nil, o.DB, opts)
+	s.replicas = max(opts.Replicas, 0)
+	return s, nil
+}
+
+// newStore starts the Store on a connected client (cluster is the same
+// client when it is one) of database db.
+func newStore(client goredis.UniversalClient, cluster *goredis.ClusterClient, db int, opts Options) *Store {
 	s := &Store{
 		client:  client,
+		cluster: cluster,
 		opts:    opts,
-		chanPre: opts.KeyPrefix + "db" + strconv.Itoa(o.DB) + ":room:{",
+		chanPre: opts.KeyPrefix + "db" + strconv.Itoa(db) + ":room:{",
 		done:    make(chan struct{}),
 		rooms:   make(map[string]*room),
 		dirty:   make(map[string]struct{}),
@@ -262,11 +292,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		created: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.presence = newPresence(s, o.DB)
+	s.presence = newPresence(s, db)
 	s.wg.Add(2)
 	go s.run()
 	go s.janitor()
-	return s, nil
+	return s
 }
 
 // testHook, when set (by this package's tests), sees every command of
@@ -357,7 +387,9 @@ return {seq, epoch, active}
 // published in one atomic step, and its room's entry of the rooms index
 // moved right after; an error means it may not be stored (it never means
 // it was stored twice), and one wrapping chat.ErrUnavailable means Redis
-// could not be reached.
+// could not be reached, or (with Options.Replicas) that no replica had
+// the message in time. When Append returns nil, the message is on the
+// master and, with Options.Replicas, on that many replicas.
 func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error) {
 	what := fmt.Sprintf("append to %q", m.Room)
 	if err := s.check(ctx, what); err != nil {
@@ -367,6 +399,9 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 	keys := []string{k.seq, k.log, k.epoch, k.active}
 	args := []any{s.opts.Retention, k.live, m.Author, m.Text, m.Time.Format(time.RFC3339Nano), m.AuthorKey,
 		m.Time.UnixMilli(), chat.NewEpoch()}
+	if s.replicas > 0 {
+		return s.appendReplicated(ctx, m, keys, args)
+	}
 	// The script and the index update go in one round trip, the update
 	// right after the script: see indexScript.
 	run := func() (app, idx *goredis.Cmd) {
@@ -395,6 +430,14 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 	if err != nil {
 		return chat.Message{}, s.fail(ctx, what, err)
 	}
+	return s.appended(ctx, m, res, idx)
+}
+
+// appended finishes an append whose script returned res: it checks the
+// reply, logs a failure of the index update idx, and tells the janitor
+// about a new room.
+func (s *Store) appended(ctx context.Context, m chat.Message, res []any, idx *goredis.Cmd) (chat.Message, error) {
+	what := fmt.Sprintf("append to %q", m.Room)
 	seq, epoch, _, ok := appendReply(res)
 	if !ok {
 		// Stored, but the reply is not what the script returns.
@@ -413,6 +456,75 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 		s.roomCreated() // the janitor checks MaxRooms soon
 	}
 	return m, nil
+}
+
+// errNoReplica is WAIT's answer that too few replicas have a message.
+var errNoReplica = errors.New("not yet on a replica; the message may be stored")
+
+// appendReplicated is Append when Options.Replicas asks for replicas: the
+// script, then WAIT on the same connection (WAIT counts the writes of the
+// connection it is sent on), on the master of the room's slot. The index
+// update goes to its own bucket's master afterwards, whether or not the
+// append succeeded (as in Append). A message stored but not confirmed by
+// enough replicas within ReplicaTimeout gives an error wrapping
+// chat.ErrUnavailable and errNoReplica: a failover before the replica has
+// it would lose it, so the POST is not acknowledged; if it survives, it
+// is delivered as any other.
+func (s *Store) appendReplicated(ctx context.Context, m chat.Message, keys []string, args []any) (chat.Message, error) {
+	what := fmt.Sprintf("append to %q", m.Room)
+	res, waitErr, err := s.evalAndWait(ctx, keys, args)
+	idx := indexScript.Run(ctx, s.client, []string{s.roomsKeyOf(m.Room)}, m.Time.UnixMilli(), m.Room)
+	if err != nil {
+		return chat.Message{}, s.fail(ctx, what, err)
+	}
+	out, err := s.appended(ctx, m, res, idx)
+	if err != nil {
+		return chat.Message{}, err
+	}
+	if waitErr != nil {
+		return chat.Message{}, s.fail(ctx, fmt.Sprintf("%s (seq %d)", what, out.Seq), waitErr)
+	}
+	return out, nil
+}
+
+// evalAndWait runs appendScript on one connection to the master of the
+// room's slot and then WAIT on it: err means the script failed (it may
+// still have run when the reply was lost), waitErr that it returned res
+// but too few replicas confirmed it (errNoReplica, or WAIT's own error).
+func (s *Store) evalAndWait(ctx context.Context, keys []string, args []any) (res []any, waitErr, err error) {
+	var node *goredis.Client
+	if s.cluster != nil {
+		if node, err = s.cluster.MasterForKey(ctx, keys[0]); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		node = s.client.(*goredis.Client)
+	}
+	conn := node.Conn() // one connection for both commands
+	defer conn.Close()
+	res, err = appendScript.EvalSha(ctx, conn, keys, args...).Slice()
+	if isNoScript(err) {
+		// The script did not run (a new or flushed node): load it there.
+		if err = appendScript.Load(ctx, conn).Err(); err != nil {
+			return nil, nil, err
+		}
+		res, err = appendScript.EvalSha(ctx, conn, keys, args...).Slice()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	// go-redis reads WAIT's reply within its timeout plus 10 s: the
+	// context bounds a master that hangs instead.
+	wctx, cancel := context.WithTimeout(ctx, s.opts.ReplicaTimeout+s.opts.ReadTimeout)
+	defer cancel()
+	n, err := conn.Wait(wctx, s.replicas, s.opts.ReplicaTimeout).Result()
+	switch {
+	case err != nil:
+		return res, fmt.Errorf("%w: %w", errNoReplica, err), nil
+	case n < int64(s.replicas):
+		return res, errNoReplica, nil
+	}
+	return res, nil, nil
 }
 
 // appendReply reads appendScript's {seq, epoch, activity}.
@@ -591,7 +703,18 @@ func (s *Store) fail(ctx context.Context, what string, err error) error {
 	case isPermanent(err):
 		return fmt.Errorf("%s: %w", what, err)
 	default:
+		s.reload()
 		return fmt.Errorf("%s: %w: %w", what, chat.ErrUnavailable, err)
+	}
+}
+
+// reload asks a cluster client to read the slot map again soon (at most
+// one read at a time): go-redis does not notice a dead master by itself
+// until its next periodic reload, so every connection error asks, and a
+// failover's new master takes over as soon as the cluster knows it.
+func (s *Store) reload() {
+	if s.cluster != nil {
+		s.cluster.ReloadState(context.Background())
 	}
 }
 
@@ -600,7 +723,7 @@ func (s *Store) fail(ctx context.Context, what string, err error) error {
 func isNoScript(err error) bool { return err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") }
 
 // transient are the prefixes of server errors that pass with time.
-var transient = []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "MISCONF", "OOM", "NOREPLICAS"}
+var transient = []string{"MOVED", "ASK", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "MISCONF", "OOM", "NOREPLICAS"}
 
 // isPermanent reports whether err is a reply of the server that retrying
 // will not change (a wrong key type, a script error, bad credentials).
