@@ -44,6 +44,7 @@ type options struct {
 	addr             string
 	db               string
 	redisURL         string
+	redisCluster     []string
 	redisTimeout     time.Duration
 	dbBusyTimeout    time.Duration
 	dbMaxBatch       int
@@ -91,6 +92,23 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	fs.StringVar(&o.db, "db", "hxchat.db", "SQLite file keeping the history (:memory: keeps it in memory only)")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://host:port/db); nodes sharing one Redis serve the same rooms; replaces -db")
+	fs.Func("redis-cluster", "seed addresses of a Redis Cluster, Redis 7 or later (host:port,host:port…); nodes sharing it serve the same rooms, spread over its shards; a post succeeds once a replica has it; replaces -db", func(v string) error {
+		o.redisCluster = nil
+		for _, a := range strings.Split(v, ",") {
+			a = strings.TrimSpace(a)
+			if a == "" {
+				continue
+			}
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fmt.Errorf("seed %q: want host:port", a)
+			}
+			o.redisCluster = append(o.redisCluster, a)
+		}
+		if len(o.redisCluster) == 0 {
+			return errors.New("no seed address")
+		}
+		return nil
+	})
 	fs.DurationVar(&o.dbBusyTimeout, "db-busy-timeout", 5*time.Second, "how long SQLite waits for a lock held by another process (a backup)")
 	fs.IntVar(&o.dbMaxBatch, "db-max-batch", 256, "most posts committed to SQLite in one transaction (group commit)")
 	fs.IntVar(&o.dbReaders, "db-readers", 4, "SQLite connections serving history reads")
@@ -182,7 +200,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, errors.New("-presence-interval must be positive")
 	case o.retention < 0:
 		return o, errors.New("-retention must not be negative")
-	case o.db == "" && o.redisURL == "":
+	case o.redisURL != "" && len(o.redisCluster) > 0:
+		return o, errors.New("-redis and -redis-cluster exclude each other")
+	case o.db == "" && o.redisURL == "" && len(o.redisCluster) == 0:
 		return o, errors.New("-db must name a file or :memory:")
 	case o.maxRooms <= 0:
 		return o, errors.New("-max-rooms must be positive")
@@ -358,8 +378,12 @@ func maxConns(o options) int {
 		return 0
 	}
 	reserve := fdReserve
-	if o.redisURL != "" {
+	if o.redisURL != "" || len(o.redisCluster) > 0 {
+		// go-redis's pool; on a cluster, one per master (counted as three).
 		reserve += 10 * runtime.GOMAXPROCS(0)
+		if len(o.redisCluster) > 0 {
+			reserve += 20 * runtime.GOMAXPROCS(0)
+		}
 	} else {
 		reserve += 3 * (1 + o.dbReaders)
 	}

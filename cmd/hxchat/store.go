@@ -12,23 +12,32 @@ import (
 	"github.com/hxchat/hxchat/chat/sqlite"
 )
 
-// openStore opens the store the options select: Redis when -redis is set
-// (history and fan-out shared by every node), else the SQLite file -db, or
-// memory for -db :memory:. It returns a short name of the kind for logs.
+// openStore opens the store the options select: a Redis Cluster when
+// -redis-cluster is set, one Redis when -redis is (history and fan-out
+// shared by every node), else the SQLite file -db, or memory for
+// -db :memory:. It returns a short name of the kind for logs.
 func openStore(ctx context.Context, o options, logger *slog.Logger) (chat.Store, string, error) {
+	ropts := redis.Options{
+		Retention:    o.retention,
+		DialTimeout:  o.redisTimeout,
+		ReadTimeout:  o.redisTimeout,
+		WriteTimeout: o.redisTimeout,
+
+		PresenceHeartbeat: o.heartbeat,
+		MaxRooms:          o.maxRooms,
+		MaxAge:            o.maxAge,
+	}
 	switch {
+	case len(o.redisCluster) > 0:
+		redis.SetDriverLogger(logger)
+		s, err := redis.OpenCluster(ctx, o.redisCluster, ropts)
+		if err != nil {
+			return nil, "", fmt.Errorf("open redis cluster store: %w", err)
+		}
+		return s, "redis-cluster", nil
 	case o.redisURL != "":
 		redis.SetDriverLogger(logger)
-		s, err := redis.Open(ctx, o.redisURL, redis.Options{
-			Retention:    o.retention,
-			DialTimeout:  o.redisTimeout,
-			ReadTimeout:  o.redisTimeout,
-			WriteTimeout: o.redisTimeout,
-
-			PresenceHeartbeat: o.heartbeat,
-			MaxRooms:          o.maxRooms,
-			MaxAge:            o.maxAge,
-		})
+		s, err := redis.Open(ctx, o.redisURL, ropts)
 		if err != nil {
 			return nil, "", fmt.Errorf("open redis store: %w", err)
 		}
