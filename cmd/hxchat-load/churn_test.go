@@ -89,7 +89,7 @@ func TestChurnedStream(t *testing.T) {
 			}))
 			defer srv.Close()
 
-			l := &loader{o: options{roomPrefix: "load", connectTimeout: 10 * time.Second}, base: srv.URL, t: tr, dialer: &net.Dialer{}}
+			l := &loader{o: options{roomPrefix: "load", connectTimeout: 10 * time.Second}, bases: []string{srv.URL}, t: tr, dialer: &net.Dialer{}}
 			s := &subState{room: 0}
 			if s.churn() {
 				t.Fatal("churn of a subscriber that never connected: true")
@@ -221,7 +221,7 @@ func TestStreamTLS(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer srv.Close()
-	l := &loader{o: options{roomPrefix: "load", connectTimeout: 10 * time.Second}, base: srv.URL, t: tr,
+	l := &loader{o: options{roomPrefix: "load", connectTimeout: 10 * time.Second}, bases: []string{srv.URL}, t: tr,
 		dialer: &net.Dialer{}, tlsConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig}
 	s := &subState{}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -8,6 +8,12 @@
 // at the end, and every -sample while posting, with how flat they stayed
 // after -settle (the soak's criterion).
 //
+// -url may name several nodes of one deployment (nodes sharing a store, so
+// that a message posted on one is delivered by all), comma-separated:
+// subscriber i then reads from node i mod n and poster j posts to node
+// j mod n, and the server figures are summed over the nodes (each node's
+// own are in the JSON report's "nodes").
+//
 // Accounting: every message text carries the run, its poster, a per-poster
 // counter and its send time ("load rRUN pP nN tUNIXNANOS"). A message the
 // server answered 303 for must reach every subscriber of its room that was
@@ -60,7 +66,8 @@ func main() {
 }
 
 type options struct {
-	url            string
+	url            string   // as reported: the base URLs, comma-separated
+	urls           []string // the base URLs, each without a trailing slash
 	subscribers    int
 	rooms          int
 	roomPrefix     string
@@ -89,7 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("hxchat-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the hxchat server")
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the hxchat server; several nodes sharing one store: their URLs, comma-separated (subscriber i reads from node i mod n, poster j posts to node j mod n)")
 	fs.IntVar(&o.subscribers, "subscribers", 100, "SSE subscribers, spread evenly over the rooms")
 	fs.IntVar(&o.rooms, "rooms", 1, "rooms")
 	fs.StringVar(&o.roomPrefix, "room-prefix", "load", "rooms are named PREFIX-0, PREFIX-1, …")
@@ -156,15 +163,31 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("-serve-yardstick %q is not a loopback address: serve other machines only with -allow-remote", o.serveYardstick)
 		}
 	}
-	u, err := url.Parse(o.url)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return o, fmt.Errorf("-url %q: want http:// or https:// and a host", o.url)
+	urls, err := parseURLs(o.url, o.allowRemote)
+	if err != nil {
+		return o, err
 	}
-	if !o.allowRemote && !isLoopback(u.Hostname()) {
-		return o, fmt.Errorf("-url %q is not a loopback address: load another machine only with -allow-remote", o.url)
-	}
-	o.url = strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/")
+	o.urls, o.url = urls, strings.Join(urls, ",")
 	return o, nil
+}
+
+// parseURLs splits -url at commas and checks and normalizes each base URL:
+// http or https, a host, loopback unless allowRemote, no trailing slash.
+// The same URL may come more than once (it then takes that many shares).
+func parseURLs(list string, allowRemote bool) ([]string, error) {
+	var urls []string
+	for _, raw := range strings.Split(list, ",") {
+		raw = strings.TrimSpace(raw)
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("-url %q: want http:// or https:// and a host", raw)
+		}
+		if !allowRemote && !isLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("-url %q is not a loopback address: load another machine only with -allow-remote", raw)
+		}
+		urls = append(urls, strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/"))
+	}
+	return urls, nil
 }
 
 // isLoopback reports whether host is localhost or a loopback address
@@ -180,7 +203,7 @@ func isLoopback(host string) bool {
 // loader is one run.
 type loader struct {
 	o         options
-	base      string
+	bases     []string // the nodes' base URLs (-url); at least one
 	t         *tracker
 	dialer    *net.Dialer  // the subscribers' streams (openStream)
 	tlsConfig *tls.Config  // of https streams; nil: the system's roots (tests set their own)
@@ -200,19 +223,66 @@ func (l *loader) note(err error) {
 	l.errMu.Unlock()
 }
 
+// node returns the base URL of node i (subscriber or poster i's: i mod n).
+func (l *loader) node(i int) string { return l.bases[i%len(l.bases)] }
+
 // serverStats are the server's process metrics at one moment.
 type serverStats struct {
 	RSSBytes   int64 `json:"rss_bytes"`
 	Goroutines int64 `json:"goroutines"`
 }
 
-// scrape reads process_resident_memory_bytes and go_goroutines from
-// /metrics; missing values are -1.
+// scrape reads the server's metrics: of every node, at the same time, and
+// their sum (a value missing on one node is missing from the sum: -1).
 func (l *loader) scrape(ctx context.Context) serverStats {
+	sum, _ := l.scrapeNodes(ctx)
+	return sum
+}
+
+// scrapeNodes is scrape with each node's own figures too, in -url order.
+func (l *loader) scrapeNodes(ctx context.Context) (serverStats, []serverStats) {
+	each := make([]serverStats, len(l.bases))
+	if len(l.bases) == 1 {
+		each[0] = l.scrapeNode(ctx, l.bases[0])
+		return each[0], each
+	}
+	var wg sync.WaitGroup
+	for i, base := range l.bases {
+		wg.Go(func() { each[i] = l.scrapeNode(ctx, base) })
+	}
+	wg.Wait()
+	return sumStats(each), each
+}
+
+// sumStats adds up the nodes' figures; a value missing on one (-1) is
+// missing from the sum.
+func sumStats(each []serverStats) serverStats {
+	var sum serverStats
+	for _, st := range each {
+		if sum.RSSBytes >= 0 {
+			sum.RSSBytes = addKnown(sum.RSSBytes, st.RSSBytes)
+		}
+		if sum.Goroutines >= 0 {
+			sum.Goroutines = addKnown(sum.Goroutines, st.Goroutines)
+		}
+	}
+	return sum
+}
+
+func addKnown(a, b int64) int64 {
+	if a < 0 || b < 0 {
+		return -1
+	}
+	return a + b
+}
+
+// scrapeNode reads process_resident_memory_bytes and go_goroutines from
+// one node's /metrics; missing values are -1.
+func (l *loader) scrapeNode(ctx context.Context, base string) serverStats {
 	st := serverStats{RSSBytes: -1, Goroutines: -1}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return st
 	}
@@ -266,9 +336,19 @@ func summarize(h *histogram) quantiles {
 	}
 }
 
+// nodeStats is one node's share of the server figures, in a run against
+// several (-url with commas); the report's own are their sums.
+type nodeStats struct {
+	URL       string      `json:"url"`
+	Before    serverStats `json:"server_before"`
+	Connected serverStats `json:"server_connected"`
+	End       serverStats `json:"server_end"`
+}
+
 // report is the result of a run (the -json output).
 type report struct {
 	URL              string      `json:"url"`
+	Nodes            []nodeStats `json:"nodes,omitempty"` // more than one -url only
 	Subscribers      int         `json:"subscribers"`
 	Rooms            int         `json:"rooms"`
 	Posters          int         `json:"posters"`
@@ -313,12 +393,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dialer := &net.Dialer{Timeout: o.connectTimeout, KeepAlive: 30 * time.Second}
 	postTr := &http.Transport{
 		DialContext:         dialer.DialContext,
-		MaxIdleConnsPerHost: max(o.posters+2, 2),
+		MaxIdleConnsPerHost: max(o.posters+2, 2), // per node: more than it needs
 		IdleConnTimeout:     90 * time.Second,
 	}
 	defer postTr.CloseIdleConnections()
 	l := &loader{
-		o: o, base: o.url, t: newTracker(rand.Text()[:8]),
+		o: o, bases: o.urls, t: newTracker(rand.Text()[:8]),
 		dialer: dialer,
 		postClnt: &http.Client{Transport: postTr, Timeout: 30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
@@ -343,7 +423,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := l.health(ctx); err != nil {
 		return err
 	}
-	rep.ServerBefore = l.scrape(ctx)
+	var nodesBefore, nodesConnected, nodesEnd []serverStats
+	rep.ServerBefore, nodesBefore = l.scrapeNodes(ctx)
 
 	var phase atomic.Value
 	phase.Store("connect")
@@ -368,7 +449,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		close(allIn)
 	}
 	for i := range subs {
-		s := &subState{room: i % o.rooms}
+		s := &subState{room: i % o.rooms, node: i % len(l.bases)}
 		subs[i] = s
 		wg.Add(1)
 		go func() {
@@ -385,7 +466,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep.ConnectSeconds = time.Since(connectStart).Seconds()
 	phase.Store("warmup")
 	sleep(ctx, o.warmup)
-	rep.ServerConnected = l.scrape(ctx)
+	rep.ServerConnected, nodesConnected = l.scrapeNodes(ctx)
 
 	// Posters, and with them the churn and the server samples: both are
 	// about the server under load.
@@ -422,7 +503,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		sleep(ctx, 50*time.Millisecond)
 	}
-	rep.ServerEnd = l.scrape(ctx)
+	rep.ServerEnd, nodesEnd = l.scrapeNodes(ctx)
+	if len(l.bases) > 1 {
+		for i, base := range l.bases {
+			rep.Nodes = append(rep.Nodes, nodeStats{URL: base, Before: nodesBefore[i], Connected: nodesConnected[i], End: nodesEnd[i]})
+		}
+	}
 	stopSubs()
 	wg.Wait()
 	stopProgress()
@@ -483,11 +569,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // idleRun reports whether the run posts nothing: its streams only idle.
 func idleRun(o options) bool { return o.posters == 0 || o.rate == 0 }
 
-// health waits briefly for /healthz to answer 200.
+// health waits briefly for every node's /healthz to answer 200.
 func (l *loader) health(ctx context.Context) error {
+	for _, base := range l.bases {
+		if err := l.healthNode(ctx, base); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *loader) healthNode(ctx context.Context, base string) error {
 	var last error
 	for range 20 {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.base+"/healthz", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
 		if err != nil {
 			return err
 		}
@@ -505,13 +600,14 @@ func (l *loader) health(ctx context.Context) error {
 		}
 		sleep(ctx, 100*time.Millisecond)
 	}
-	return fmt.Errorf("%s/healthz: %w", l.base, last)
+	return fmt.Errorf("%s/healthz: %w", base, last)
 }
 
 // poster posts at its share of the rate until ctx ends, each message to
 // the next room in turn; posts still in flight then are finished.
 func (l *loader) poster(ctx context.Context, i int) {
 	interval := time.Duration(float64(time.Second) * float64(l.o.posters) / l.o.rate)
+	base := l.node(i)
 	// Stagger the posters evenly over one interval.
 	sleep(ctx, interval*time.Duration(i)/time.Duration(l.o.posters))
 	next := time.Now()
@@ -519,7 +615,7 @@ func (l *loader) poster(ctx context.Context, i int) {
 		room := (i + n) % l.o.rooms
 		sent := time.Now()
 		form := url.Values{"message": {l.t.text(i, n, sent)}}
-		u := l.base + "/chat/" + l.roomName(room) + "/messages"
+		u := base + "/chat/" + l.roomName(room) + "/messages"
 		req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, u, strings.NewReader(form.Encode()))
 		if err != nil {
 			return
@@ -601,6 +697,10 @@ func writeTable(w io.Writer, r report) error {
 		}
 		perSub = fmt.Sprintf("%.1f KiB (RSS growth %s / subscribers)", r.BytesPerSub/1024, growth)
 	}
+	sumOf := "" // a run against several nodes reports their sums
+	if n := len(r.Nodes); n > 1 {
+		sumOf = fmt.Sprintf(" (%d nodes)", n)
+	}
 	rows := [][2]string{
 		{"target", r.URL},
 		{"load", fmt.Sprintf("%d subscribers in %d rooms, %d posters at %g msg/s for %gs", r.Subscribers, r.Rooms, r.Posters, r.Rate, r.DurationSeconds)},
@@ -613,8 +713,8 @@ func writeTable(w io.Writer, r report) error {
 		{"duplicated", strconv.FormatInt(r.Duplicated, 10)},
 		{"out of order", strconv.FormatInt(r.OutOfOrder, 10)},
 		{"reconnects", fmt.Sprintf("%d unplanned, %d churned (planned: %g %% of the subscribers a minute)", r.Reconnects, r.Churned, r.ReconnectRate*100)},
-		{"server RSS", fmt.Sprintf("%s before, %s connected, %s at end", mb(r.ServerBefore.RSSBytes), mb(r.ServerConnected.RSSBytes), mb(r.ServerEnd.RSSBytes))},
-		{"server goroutines", fmt.Sprintf("%s before, %s connected, %s at end", g(r.ServerBefore.Goroutines), g(r.ServerConnected.Goroutines), g(r.ServerEnd.Goroutines))},
+		{"server RSS" + sumOf, fmt.Sprintf("%s before, %s connected, %s at end", mb(r.ServerBefore.RSSBytes), mb(r.ServerConnected.RSSBytes), mb(r.ServerEnd.RSSBytes))},
+		{"server goroutines" + sumOf, fmt.Sprintf("%s before, %s connected, %s at end", g(r.ServerBefore.Goroutines), g(r.ServerConnected.Goroutines), g(r.ServerEnd.Goroutines))},
 		{"memory/subscriber", perSub},
 		{"flatness", r.Flatness.String()},
 		{"load tool CPU", loadCPU(r)},

@@ -104,4 +104,47 @@ func TestSmoke(t *testing.T) {
 	if f := rep.Flatness; f.SettleSeconds != 2 || f.Samples == 0 || f.RSSMaxDevPct < 0 || f.GoroutinesMaxDevPct < 0 {
 		t.Errorf("flatness = %+v: want figures from the samples after 2 s", f)
 	}
+	if rep.URL != u || rep.Nodes != nil {
+		t.Errorf("url %q, nodes %+v: want %q and no per-node figures (one URL)", rep.URL, rep.Nodes, u)
+	}
+}
+
+// TestSmokeSameURLTwice runs the load tool against the real server named
+// twice in -url: the subscribers and posters are split between the two
+// "nodes", which are one server, so nothing may be lost, duplicated or out
+// of order, and the server figures are reported per URL and summed.
+func TestSmokeSameURLTwice(t *testing.T) {
+	u := startServer(t)
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := run(ctx, []string{"-url", u + "," + u, "-subscribers", "50", "-rooms", "3", "-posters", "3",
+		"-rate", "30", "-duration", "3s", "-warmup", "500ms", "-drain", "10s", "-progress", "0", "-json"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr: %s", err, stderr.String())
+	}
+	var rep report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("parsing the JSON report: %v\n%s", err, stdout.String())
+	}
+	t.Logf("report: %s", stdout.String())
+	if rep.Connected != 50 || rep.Posted == 0 || rep.Expected == 0 || rep.Deliveries != rep.Expected {
+		t.Errorf("connected %d, posted %d, deliveries %d of %d: want 50, some, all of some",
+			rep.Connected, rep.Posted, rep.Deliveries, rep.Expected)
+	}
+	if rep.Lost != 0 || rep.Duplicated != 0 || rep.OutOfOrder != 0 || rep.Reconnects != 0 {
+		t.Errorf("lost %d, duplicated %d, out of order %d, reconnects %d: want none (last error %q)",
+			rep.Lost, rep.Duplicated, rep.OutOfOrder, rep.Reconnects, rep.LastError)
+	}
+	if len(rep.Nodes) != 2 {
+		t.Fatalf("nodes = %+v, want 2", rep.Nodes)
+	}
+	for _, n := range rep.Nodes {
+		if n.URL != u || n.End.RSSBytes <= 0 || n.End.Goroutines <= 0 {
+			t.Errorf("node %+v: want %s with its figures read", n, u)
+		}
+	}
+	if rep.ServerEnd.RSSBytes != rep.Nodes[0].End.RSSBytes+rep.Nodes[1].End.RSSBytes {
+		t.Errorf("RSS at the end %d, nodes %+v: want the sum", rep.ServerEnd.RSSBytes, rep.Nodes)
+	}
 }

@@ -94,7 +94,7 @@ func (p *sseParser) read(r io.Reader, fn func(id, data []byte)) error {
 // connected so far (this one included).
 func (l *loader) subscriber(ctx context.Context, s *subState, connected func(n int64)) {
 	p := &sseParser{retry: 2 * time.Second}
-	u, err := url.Parse(l.base + "/chat/" + l.roomName(s.room) + "/events")
+	u, err := url.Parse(l.node(s.node) + "/chat/" + l.roomName(s.room) + "/events")
 	if err != nil {
 		l.note(err)
 		return

@@ -203,6 +203,7 @@ const recentSeqs = 32
 // reports read while it runs and for the churner.
 type subState struct {
 	room int
+	node int // the index of its base URL in -url
 
 	mu          sync.Mutex
 	connectedAt time.Time // first successful connect; zero: never

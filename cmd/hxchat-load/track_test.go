@@ -62,7 +62,7 @@ func TestScriptedStream(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	l := &loader{o: options{roomPrefix: "load", connectTimeout: 10 * time.Second}, base: srv.URL, t: tr, dialer: &net.Dialer{}}
+	l := &loader{o: options{roomPrefix: "load", connectTimeout: 10 * time.Second}, bases: []string{srv.URL}, t: tr, dialer: &net.Dialer{}}
 	s := &subState{room: 0}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
