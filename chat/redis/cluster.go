@@ -24,11 +24,18 @@ import (
 //     A master that has no replica (its only one died, or took over from
 //     it) takes no posts: they fail with chat.ErrUnavailable after
 //     ReplicaTimeout until a replica is back.
-//   - The fan-out keeps plain Pub/Sub: a cluster carries every PUBLISH to
-//     every node, so the feed's one session (connected to the master of
-//     the first channel it subscribes to) hears every room. When that node
-//     dies, the session reconnects after the slot map is reloaded, and
-//     catches up from the streams as after any reconnect.
+//   - The fan-out is sharded Pub/Sub (Redis 7): the append script
+//     publishes with SPUBLISH, on the room's master only (the channel has
+//     the room's hash tag), and the feed has one session per master that
+//     owns watched rooms, each channel subscribed with its own SSUBSCRIBE
+//     (one slot per command; go-redis's own resubscribe after a reconnect
+//     sends them all in one, which Redis refuses across slots, so a
+//     session is never reconnected). A session's first error, an
+//     unsolicited SUNSUBSCRIBE (Redis sends it for the channels of a slot
+//     that moved away) or a MOVED answer ends it: run reloads the slot
+//     map and subscribes its rooms on their masters' sessions, and each
+//     room catches up from its stream on the confirmation, as after any
+//     reconnect. Presence notices stay on plain Pub/Sub (presence.go).
 //   - go-redis notices a dead master only at a MOVED or its periodic
 //     reload of the slot map; every connection error asks for a reload
 //     (Store.reload), and the periodic one runs every clusterReload.
@@ -131,4 +138,13 @@ func infoField(info, name string) string {
 		}
 	}
 	return ""
+}
+
+// sharded is appendScript's last argument: "1" on a cluster, whose
+// fan-out is sharded Pub/Sub (see feed.go).
+func (s *Store) sharded() string {
+	if s.cluster != nil {
+		return "1"
+	}
+	return "0"
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/hxchat/hxchat/chat"
 	"github.com/hxchat/hxchat/chat/redis/redistest"
@@ -79,33 +82,52 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("ShardedPublish", func(t *testing.T) {
+		// The append publishes with SPUBLISH: a SUBSCRIBE to the room's
+		// channel hears nothing, an SSUBSCRIBE (on the room's master)
+		// hears the message.
+		s := openCluster(t, c, testOptions())
+		const room = "sharded"
+		ch := s.keys(room).live
+		cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Seeds(), Protocol: 2, DisableIdentity: true})
+		defer cc.Close()
+		plain := cc.Subscribe(t.Context(), ch)
+		defer plain.Close()
+		sharded := cc.SSubscribe(t.Context(), ch)
+		defer sharded.Close()
+		for _, ps := range []*goredis.PubSub{plain, sharded} {
+			if _, err := ps.ReceiveTimeout(t.Context(), 5*time.Second); err != nil {
+				t.Fatalf("subscription not confirmed: %v", err)
+			}
+		}
+		appendN(t, s, room, 1)
+		v, err := sharded.ReceiveTimeout(t.Context(), 5*time.Second)
+		if m, ok := v.(*goredis.Message); err != nil || !ok || m.Channel != ch || !strings.Contains(m.Payload, `"seq":1`) {
+			t.Errorf("SSUBSCRIBE got %#v, %v; want seq 1 on %s", v, err, ch)
+		}
+		if v, err := plain.ReceiveTimeout(t.Context(), 300*time.Millisecond); err == nil {
+			t.Errorf("SUBSCRIBE got %#v; want nothing (the append must use SPUBLISH)", v)
+		}
+	})
+
 	t.Run("WatchAcrossNodes", func(t *testing.T) {
-		// The feed's one connection goes to the master of the first room
-		// watched; the others' messages are published on other masters,
-		// and the cluster carries them over.
+		// The feed has one sharded session per master; b's appends are
+		// published on each room's master only.
 		opts := testOptions()
 		a := openCluster(t, c, opts)
 		b := openCluster(t, c, opts)
-		var rooms []string
-		seen := map[string]bool{}
-		for i := 0; len(rooms) < len(c.Masters(t)); i++ {
-			room := fmt.Sprintf("across-%d", i)
-			if m := c.MasterOf(t, a.keys(room).log).Addr; !seen[m] {
-				seen[m] = true
-				rooms = append(rooms, room)
-			}
-		}
+		rooms := roomPerMaster(t, c, a, "across", nil)
 		cols := make([]collector, len(rooms))
 		for i, room := range rooms {
 			defer a.Watch(room, cols[i].fn)()
 		}
-		for range 3 {
+		for range 20 {
 			for _, room := range rooms {
 				appendN(t, b, room, 1)
 			}
 		}
 		for i, room := range rooms {
-			cols[i].check(t, "watch of "+room+" on another node", span(1, 3))
+			cols[i].check(t, "watch of "+room+" on another node", span(1, 20))
 		}
 	})
 
@@ -129,6 +151,105 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("Failover", func(t *testing.T) { testClusterFailover(t, c) })
+	t.Run("SlotMove", func(t *testing.T) { testClusterSlotMove(t, c) })
+}
+
+// testClusterSlotMove moves a watched room's slot to another master
+// (CLUSTER SETSLOT and MIGRATE, as redis-cli --cluster reshard does): the
+// old master ends the feed's SSUBSCRIBE with an unsolicited SUNSUBSCRIBE,
+// and the feed subscribes on the new one by itself, missing nothing.
+func testClusterSlotMove(t *testing.T, c *redistest.Cluster) {
+	opts := testOptions()
+	s := openCluster(t, c, opts)
+	watcher := openCluster(t, c, opts)
+	const room = "mover"
+	src := c.MasterOf(t, s.keys(room).log)
+	var dst *redistest.ClusterNode
+	for _, m := range c.Masters(t) {
+		if m.Addr != src.Addr {
+			dst = m
+			break
+		}
+	}
+	var col collector
+	defer watcher.Watch(room, col.fn)()
+	appendN(t, s, room, 3)
+	col.check(t, "before the move", span(1, 3))
+
+	ctx := t.Context()
+	node := func(n *redistest.ClusterNode) *goredis.Client {
+		cl := goredis.NewClient(&goredis.Options{Addr: n.Addr, Protocol: 2, DisableIdentity: true})
+		t.Cleanup(func() { cl.Close() })
+		return cl
+	}
+	from, to := node(src), node(dst)
+	do := func(cl *goredis.Client, args ...any) {
+		t.Helper()
+		if err := cl.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	slot, err := from.ClusterKeySlot(ctx, s.keys(room).log).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	do(to, "CLUSTER", "SETSLOT", slot, "IMPORTING", src.ID)
+	do(from, "CLUSTER", "SETSLOT", slot, "MIGRATING", dst.ID)
+	keys, err := from.ClusterGetKeysInSlot(ctx, int(slot), 1000).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(dst.Addr, ":")
+	do(from, append([]any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}, anys(keys)...)...)
+	for _, m := range c.Masters(t) {
+		do(node(m), "CLUSTER", "SETSLOT", slot, "NODE", dst.ID)
+	}
+	waitUntil(t, "the room's master is the new one", func() bool {
+		return c.MasterOf(t, s.keys(room).log).Addr == dst.Addr
+	})
+	// The feed is subscribed on the new master.
+	waitUntil(t, "the feed's SSUBSCRIBE on the new master", func() bool {
+		v, err := to.Do(ctx, "PUBSUB", "SHARDNUMSUB", s.keys(room).live).Slice()
+		return err == nil && len(v) == 2 && v[1] == int64(1)
+	})
+	t.Logf("slot %d moved and the feed subscribed on %s in %v", slot, dst.Addr, time.Since(start).Round(time.Millisecond))
+	var last int64
+	for i := range 5 {
+		waitUntil(t, "Append after the move", func() bool {
+			m, err := s.Append(ctx, msg(room, fmt.Sprint("moved ", i)))
+			last = m.Seq
+			return err == nil
+		})
+	}
+	col.check(t, "after the move", span(1, last))
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// roomPerMaster returns one room named prefix-N for each master of c,
+// leaving out the masters in skip.
+func roomPerMaster(t *testing.T, c *redistest.Cluster, s *Store, prefix string, skip *redistest.ClusterNode) []string {
+	t.Helper()
+	var rooms []string
+	seen := map[string]bool{}
+	if skip != nil {
+		seen[skip.Addr] = true
+	}
+	for i := 0; len(seen) < len(c.Masters(t)); i++ {
+		room := fmt.Sprintf("%s-%d", prefix, i)
+		if m := c.MasterOf(t, s.keys(room).log).Addr; !seen[m] {
+			seen[m] = true
+			rooms = append(rooms, room)
+		}
+	}
+	return rooms
 }
 
 // testClusterFailover kills the master of a room: an acknowledged message
@@ -149,12 +270,26 @@ func testClusterFailover(t *testing.T, c *redistest.Cluster) {
 			other = name
 		}
 	}
-	// The watcher's feed connects to the master of its first room: the
-	// one that dies.
+	// The watcher's feed has a session on the master that dies, and on
+	// each of the others, whose rooms must not miss a message meanwhile.
 	var col collector
 	defer watcher.Watch(room, col.fn)()
+	safe := roomPerMaster(t, c, s, "alive", dead)
+	safeCols := make([]collector, len(safe))
+	for i, r := range safe {
+		defer watcher.Watch(r, safeCols[i].fn)()
+	}
+	posted := 0
+	postSafe := func() {
+		t.Helper()
+		for _, r := range safe {
+			appendN(t, s, r, 1)
+		}
+		posted++
+	}
 	acked := appendN(t, s, room, 3)
 	appendN(t, s, other, 1)
+	postSafe()
 	col.check(t, "before the kill", span(1, 3))
 
 	c.Kill(dead)
@@ -174,7 +309,9 @@ func testClusterFailover(t *testing.T, c *redistest.Cluster) {
 	}
 	t.Logf("Append to a living master took %v", time.Since(start).Round(time.Millisecond))
 
+	postSafe()
 	heir := c.WaitFailover(t, dead, 15*time.Second)
+	postSafe()
 	t.Logf("failover to %s after %v", heir.Addr, time.Since(killed).Round(time.Millisecond))
 
 	// The acknowledged messages survived.
@@ -221,6 +358,13 @@ func testClusterFailover(t *testing.T, c *redistest.Cluster) {
 	})
 	if got := col.seqs(); !slices.Equal(got, span(1, m.Seq)) {
 		t.Errorf("watcher delivered %v, want %v", summary(got), summary(span(1, m.Seq)))
+	}
+	// Later messages, exactly once and in order, on every master.
+	appendN(t, s, room, 5)
+	postSafe()
+	col.check(t, "the dead master's room, after the failover", span(1, m.Seq+5))
+	for i, r := range safe {
+		safeCols[i].check(t, "room "+r+" of a living master", span(1, int64(posted)))
 	}
 }
 

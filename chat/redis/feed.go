@@ -17,19 +17,23 @@ import (
 
 // The fan-out, in one picture:
 //
-//	Watch/stop ─▶ rooms, dirty ─wake─▶ run: SUBSCRIBE/UNSUBSCRIBE, pings,
-//	                                        replaces a dead session
+//	Watch/stop ─▶ rooms, dirty ─wake─▶ run: (S)SUBSCRIBE/(S)UNSUBSCRIBE,
+//	                                        pings, replaces a dead session
 //	session: one go-redis PubSub ─▶ receive: per room, deliver seq last+1
 //	                                 live, fill anything else from the stream
 //
-// Every message goes through the receive goroutine of the current session,
-// and a session's receiver ends before the next one starts, so a room's
-// watchers are called from one goroutine at a time, in seq order.
+// On one Redis there is one session (PUBLISH/SUBSCRIBE, so Redis 5 works);
+// on a cluster one per master that owns watched rooms (sharded Pub/Sub:
+// SPUBLISH/SSUBSCRIBE, so a message travels only within its shard). A
+// room's messages go through the receive goroutine of the session it is
+// subscribed on (room.sess), and a room moves to another session only
+// after its old session's receiver has ended, so a room's watchers are
+// called from one goroutine at a time, in seq order.
 //
 // A room's delivery point is last, the newest seq its watchers were given.
-// Whenever Redis confirms a SUBSCRIBE to a room's channel (the first one,
-// and again each time go-redis reconnects and resubscribes, or a new
-// session starts), everything published from then on reaches the session;
+// Whenever Redis confirms a SUBSCRIBE (or SSUBSCRIBE) to a room's channel
+// (the first one, and again each time go-redis reconnects and resubscribes,
+// or a new session starts), everything published from then on reaches the session;
 // what was stored before is read from the stream after last, before the
 // next live message is looked at. A live message that is not last+1 is a
 // duplicate (dropped) or shows a gap (filled from the stream).
@@ -69,9 +73,10 @@ type room struct {
 	name     string
 	channel  string
 	watchers []*watcher
-	last     int64  // newest seq delivered (or the baseline Watch read)
-	epoch    string // the epoch last counts in; "" for a room without one yet
-	known    bool   // last and epoch are known; false when Watch could not read them
+	last     int64    // newest seq delivered (or the baseline Watch read)
+	epoch    string   // the epoch last counts in; "" for a room without one yet
+	known    bool     // last and epoch are known; false when Watch could not read them
+	sess     *session // the session subscribed to the channel, whose receiver delivers; guarded by Store.mu
 }
 
 // Watch implements chat.Store. fn is called with each message stored in room
@@ -81,7 +86,7 @@ type room struct {
 // first watcher of a room reads from Redis (bounded by the timeouts in
 // Options) so that a reader who calls Watch and then Since misses nothing;
 // do not call Watch while holding a lock that fn takes. fn must not block:
-// all rooms share one receive goroutine. stop may be called more than once,
+// all rooms share one receive goroutine (on a cluster: all rooms of a master). stop may be called more than once,
 // also from fn; once it returns, fn is not called again, but for at most one
 // call already under way. A closed store never calls fn.
 func (s *Store) Watch(name string, fn func(chat.Message)) (stop func()) {
@@ -174,12 +179,19 @@ func (s *Store) kick() {
 	}
 }
 
-// session is one go-redis PubSub and its receive goroutine. go-redis
-// reconnects and resubscribes a PubSub by itself after an error; run
-// replaces the whole session only when it stops answering pings.
+// session is one go-redis PubSub and its receive goroutine. On one Redis
+// there is one session, and go-redis reconnects and resubscribes it by
+// itself after an error; run replaces it only when it stops answering
+// pings. On a cluster there is one session per master that owns a watched
+// room (addr), subscribed with SSUBSCRIBE one channel at a time; it is
+// never reconnected: its first error, an unsolicited SUNSUBSCRIBE (the
+// slot moved) or silence ends it, and run subscribes its rooms again where
+// the slot map says they are now (see cluster.go).
 type session struct {
+	addr       string // the master's address on a cluster; "" on one Redis
 	ps         *goredis.PubSub
 	subscribed map[string]*room // as run last asked for; run's own
+	unsubs     map[string]int   // SUNSUBSCRIBEs sent, not yet confirmed; guarded by Store.mu
 	pingAt     time.Time        // when run sent the last ping; run's own
 	heard      atomic.Int64     // unix ns of the receiver's last sign of life
 	busy       atomic.Bool      // the receiver is handling a reply, not reading
@@ -187,12 +199,14 @@ type session struct {
 	done       chan struct{}    // closed when the receiver has ended
 }
 
-// run owns the sessions: it starts one when the first room is watched,
-// keeps its subscriptions in line with the watched rooms, pings it, and
-// replaces it when it stops answering. It ends at Close.
+// run owns the sessions: it starts one when a room is watched (on a
+// cluster: when a room of a master without one is), keeps their
+// subscriptions in line with the watched rooms, pings them, and replaces
+// one that stops answering (on a cluster also one that broke). It ends at
+// Close.
 func (s *Store) run() {
 	defer s.wg.Done()
-	var sess *session
+	sessions := make(map[string]*session) // by addr
 	health := time.NewTicker(s.opts.HealthInterval)
 	defer health.Stop()
 	retry := time.NewTimer(retryDelay)
@@ -200,41 +214,44 @@ func (s *Store) run() {
 	for {
 		select {
 		case <-s.done:
-			if sess != nil {
+			for _, sess := range sessions {
 				s.end(sess)
 			}
 			return
 		case <-s.wake:
+		case sess := <-s.broken:
+			if sessions[sess.addr] == sess {
+				s.drop(sessions, sess)
+			}
 		case <-s.retry:
 			retry.Reset(retryDelay)
 			continue
 		case <-retry.C:
-			// A Pong wakes the receiver, which then retries its catch-ups.
-			if sess != nil {
+			// A Pong wakes a receiver, which then retries its catch-ups;
+			// rooms that found no master are tried again below.
+			for _, sess := range sessions {
 				s.ping(sess)
 			}
-			continue
 		case <-health.C:
-			if sess == nil {
-				continue
-			}
-			if sess.busy.Load() {
-				// A long catch-up is not a dead connection; the reply to
-				// the last ping waits in the socket.
-				continue
-			}
-			if !sess.pingAt.IsZero() && sess.heard.Load() < sess.pingAt.UnixNano() {
-				s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out connection does not answer; replacing it",
-					slog.Duration("silent_for", time.Since(sess.pingAt)))
-				s.end(sess)
-				sess = nil // reconcile starts a new one if rooms are watched
-			} else {
-				sess.pingAt = time.Now()
-				s.ping(sess)
-				continue
+			for _, sess := range sessions {
+				if sess.busy.Load() {
+					// A long catch-up is not a dead connection; the reply
+					// to the last ping waits in the socket.
+					continue
+				}
+				if !sess.pingAt.IsZero() && sess.heard.Load() < sess.pingAt.UnixNano() {
+					s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out connection does not answer; replacing it",
+						slog.String("addr", sess.addr), slog.Duration("silent_for", time.Since(sess.pingAt)))
+					s.drop(sessions, sess) // reconcile starts a new one
+				} else {
+					sess.pingAt = time.Now()
+					s.ping(sess)
+				}
 			}
 		}
-		sess = s.reconcile(sess)
+		if s.reconcile(sessions) {
+			retry.Reset(retryDelay)
+		}
 	}
 }
 
@@ -251,73 +268,150 @@ func (s *Store) end(sess *session) {
 	<-sess.done
 }
 
-// reconcile subscribes the session to the watched rooms that changed (a new
-// session: all of them) and unsubscribes it from rooms no longer watched.
-// It returns the session, started if rooms are watched and none was.
-func (s *Store) reconcile(sess *session) *session {
+// drop ends sess and marks its rooms for reconcile, which subscribes them
+// on a new session (on a cluster: their master's now), whose confirmation
+// catches each up from its stream.
+func (s *Store) drop(sessions map[string]*session, sess *session) {
+	s.end(sess)
+	delete(sessions, sess.addr)
+	s.reload()
 	s.mu.Lock()
-	names := s.dirty
-	if sess == nil {
-		if len(s.rooms) == 0 {
-			clear(s.dirty)
-			s.mu.Unlock()
-			return nil
-		}
-		names = make(map[string]struct{}, len(s.rooms))
-		for name := range s.rooms {
-			names[name] = struct{}{}
-		}
+	for name := range sess.subscribed {
+		s.dirty[name] = struct{}{}
 	}
-	want := make(map[string]*room, len(names))
-	for name := range names {
+	s.mu.Unlock()
+}
+
+// reconcile subscribes the watched rooms that changed (those of a dropped
+// session, too) and unsubscribes rooms no longer watched. A room is
+// subscribed on the session of its master (on one Redis: the one
+// session), started if there is none. A room stays on its session while
+// that lasts: a slot that moves ends the session (see receive). It
+// reports whether some rooms found no master and wait for a retry.
+func (s *Store) reconcile(sessions map[string]*session) (again bool) {
+	s.mu.Lock()
+	want := make(map[string]*room, len(s.dirty))
+	for name := range s.dirty {
 		want[name] = s.rooms[name] // nil: no longer watched
 	}
 	clear(s.dirty)
 	s.mu.Unlock()
 
-	start := sess == nil
-	if start {
-		sess = &session{
-			ps:         s.client.Subscribe(s.ctx), // connects on first use
-			subscribed: make(map[string]*room),
-			quit:       make(chan struct{}),
-			done:       make(chan struct{}),
-		}
-		sess.heard.Store(time.Now().UnixNano())
-	}
-	var sub, unsub []string
-	for name, r := range want {
-		old := sess.subscribed[name]
-		switch {
-		case r != nil && old != r:
-			// Also for a room watched again before its UNSUBSCRIBE went
-			// out: the confirmation makes the receiver catch the new room
-			// up from its own baseline.
-			sub = append(sub, r.channel)
-			sess.subscribed[name] = r
-		case r == nil && old != nil:
-			unsub = append(unsub, old.channel)
-			delete(sess.subscribed, name)
-		}
-	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.DialTimeout+s.opts.WriteTimeout)
 	defer cancel()
-	// Errors are left to the receiver: go-redis remembers the channels of a
-	// failed SUBSCRIBE and subscribes them when it reconnects.
-	if len(sub) > 0 {
-		_ = sess.ps.Subscribe(ctx, sub...)
+	sub := make(map[*session][]string)
+	unsub := make(map[*session][]string)
+	var started []*session
+	for name, r := range want {
+		var at *session // the session subscribed to the room's channel
+		for _, x := range sessions {
+			if x.subscribed[name] != nil {
+				at = x
+				break
+			}
+		}
+		if r == nil || (at != nil && at.subscribed[name] == r) {
+			if r == nil && at != nil {
+				unsub[at] = append(unsub[at], at.subscribed[name].channel)
+				delete(at.subscribed, name)
+			}
+			continue
+		}
+		addr, node, err := s.route(ctx, r.channel)
+		if err != nil {
+			s.mu.Lock()
+			s.dirty[name] = struct{}{}
+			s.mu.Unlock()
+			again = true
+			continue
+		}
+		if at != nil && at.addr != addr {
+			unsub[at] = append(unsub[at], at.subscribed[name].channel)
+			delete(at.subscribed, name)
+		}
+		sess := sessions[addr]
+		if sess == nil {
+			sess = s.newSession(addr, node)
+			sessions[addr] = sess
+			started = append(started, sess)
+		}
+		// Also for a room watched again before its UNSUBSCRIBE went out:
+		// the confirmation makes the receiver catch the new room up from
+		// its own baseline.
+		sess.subscribed[name] = r
+		s.mu.Lock()
+		r.sess = sess
+		s.mu.Unlock()
+		sub[sess] = append(sub[sess], r.channel)
 	}
-	if len(unsub) > 0 {
-		_ = sess.ps.Unsubscribe(ctx, unsub...)
+	// Errors are left to the receiver: on one Redis go-redis remembers the
+	// channels of a failed SUBSCRIBE and subscribes them when it
+	// reconnects; on a cluster the error ends the session.
+	for sess, chs := range sub {
+		if s.cluster == nil {
+			_ = sess.ps.Subscribe(ctx, chs...)
+			continue
+		}
+		for _, ch := range chs { // one slot per command
+			_ = sess.ps.SSubscribe(ctx, ch)
+		}
 	}
-	if start {
+	for sess, chs := range unsub {
+		if s.cluster == nil {
+			_ = sess.ps.Unsubscribe(ctx, chs...)
+			continue
+		}
+		s.mu.Lock()
+		for _, ch := range chs {
+			sess.unsubs[ch]++
+		}
+		s.mu.Unlock()
+		for _, ch := range chs {
+			_ = sess.ps.SUnsubscribe(ctx, ch)
+		}
+	}
+	for _, sess := range started {
 		go s.receive(sess)
 	}
+	return again
+}
+
+// route returns where channel ch is subscribed: on a cluster, the address
+// and client of its slot's master; on one Redis, "" and nil.
+func (s *Store) route(ctx context.Context, ch string) (string, *goredis.Client, error) {
+	if s.cluster == nil {
+		return "", nil, nil
+	}
+	node, err := s.cluster.MasterForKey(ctx, ch)
+	if err != nil {
+		s.reload()
+		return "", nil, err
+	}
+	return node.Options().Addr, node, nil
+}
+
+// newSession makes a session that connects on its first SUBSCRIBE: to the
+// one Redis, or (node not nil) to that cluster master.
+func (s *Store) newSession(addr string, node *goredis.Client) *session {
+	sess := &session{
+		addr:       addr,
+		subscribed: make(map[string]*room),
+		unsubs:     make(map[string]int),
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	if node != nil {
+		sess.ps = node.SSubscribe(s.ctx)
+	} else {
+		sess.ps = s.client.Subscribe(s.ctx)
+	}
+	sess.heard.Store(time.Now().UnixNano())
 	return sess
 }
 
 // receive reads the session's PubSub until the session ends. It is the
-// only goroutine that calls watchers while the session lasts.
+// only goroutine that calls the watchers of the session's rooms while the
+// session lasts.
 func (s *Store) receive(sess *session) {
 	defer close(sess.done)
 	behind := make(map[*room]struct{}) // rooms whose catch-up failed
@@ -326,9 +420,20 @@ func (s *Store) receive(sess *session) {
 		v, err := sess.ps.Receive(s.ctx)
 		if err != nil {
 			// go-redis has already dropped the connection, and redials on
-			// the next Receive (on a cluster, to the node the slot map
-			// names then); back off while Redis is away.
+			// the next Receive; back off while Redis is away.
 			s.reload()
+			if s.cluster != nil {
+				// Never go-redis's reconnect here: it would resubscribe
+				// every channel in one SSUBSCRIBE, which Redis refuses
+				// when they span slots. run starts over, on the masters
+				// the slot map names by then.
+				if s.ctx.Err() == nil {
+					s.opts.Logger.LogAttrs(s.ctx, slog.LevelInfo, "redis fan-out: connection to a master lost; subscribing again",
+						slog.String("addr", sess.addr), slog.Any("err", err))
+				}
+				s.quitSession(sess, retryDelay)
+				return
+			}
 			if !backoff(&wait, sess.quit) {
 				return
 			}
@@ -339,16 +444,26 @@ func (s *Store) receive(sess *session) {
 		sess.heard.Store(time.Now().UnixNano())
 		switch v := v.(type) {
 		case *goredis.Subscription:
-			if v.Kind == "subscribe" {
-				if r := s.watched(v.Channel); r != nil {
+			switch v.Kind {
+			case "subscribe", "ssubscribe":
+				if r := s.owned(sess, v.Channel); r != nil {
 					s.catchUp(r, behind)
+				}
+			case "sunsubscribe":
+				if !s.confirmed(sess, v.Channel) {
+					// Not ours: the channel's slot moved to another master.
+					s.opts.Logger.LogAttrs(s.ctx, slog.LevelInfo, "redis fan-out: a slot moved; subscribing again",
+						slog.String("addr", sess.addr), slog.String("channel", v.Channel))
+					s.reload()
+					s.quitSession(sess, 0)
+					return
 				}
 			}
 		case *goredis.Message:
-			s.live(v, behind)
+			s.live(sess, v, behind)
 		case *goredis.Pong:
 			for r := range behind {
-				if s.watched(r.channel) != r {
+				if s.owned(sess, r.channel) != r {
 					delete(behind, r)
 					continue
 				}
@@ -358,6 +473,51 @@ func (s *Store) receive(sess *session) {
 		sess.heard.Store(time.Now().UnixNano())
 		sess.busy.Store(false)
 	}
+}
+
+// quitSession tells run, after wait, that sess is broken; run ends it.
+func (s *Store) quitSession(sess *session, wait time.Duration) {
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-sess.quit:
+			return
+		}
+	}
+	select {
+	case s.broken <- sess:
+	case <-sess.quit:
+	}
+}
+
+// confirmed reports whether a SUNSUBSCRIBE of ch on sess was one run sent.
+func (s *Store) confirmed(sess *session, ch string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess.unsubs[ch] == 0 {
+		return false
+	}
+	if sess.unsubs[ch]--; sess.unsubs[ch] == 0 {
+		delete(sess.unsubs, ch)
+	}
+	return true
+}
+
+// owned returns the watched room whose channel is ch when it is subscribed
+// on sess, or nil.
+func (s *Store) owned(sess *session, ch string) *room {
+	r := s.watched(ch)
+	if r == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.sess != sess {
+		return nil // moved to another session; that one's receiver has it
+	}
+	return r
 }
 
 // watched returns the watched room whose channel is ch, or nil.
@@ -382,8 +542,8 @@ type liveMessage struct {
 }
 
 // live handles a message from the channel.
-func (s *Store) live(msg *goredis.Message, behind map[*room]struct{}) {
-	r := s.watched(msg.Channel)
+func (s *Store) live(sess *session, msg *goredis.Message, behind map[*room]struct{}) {
+	r := s.owned(sess, msg.Channel)
 	if r == nil {
 		return // an UNSUBSCRIBE is on its way
 	}

@@ -38,8 +38,10 @@ import (
 // half a heartbeat: Occupied only uses it to find rooms to look at. The
 // channel is not a key: it is sent on a change only (a join, a leave, an
 // expiry), not every heartbeat, and a Redis Cluster carries a PUBLISH to
-// every node whatever its name, so splitting it would not spread anything
-// (sharded Pub/Sub, SPUBLISH, is the cluster client's to use).
+// every node whatever its name, so splitting it would not spread anything.
+// It stays on plain PUBLISH/SUBSCRIBE on a cluster too, where the rooms'
+// messages use sharded Pub/Sub (see cluster.go): a notice is rare and
+// small, and every node wants every one.
 //
 // Each node keeps its own members in a chat.LocalPresence, which is the
 // truth about them, and writes them to Redis: at once after a join or leave,

@@ -23,8 +23,9 @@
 //	hxchat:janitor:lease         string, expiring: which node removes rooms
 //	                             beyond Options.MaxRooms now (janitor.go)
 //	hxchat:secret                string: the server secret (Store.Secret)
-//	hxchat:dbN:room:{NAME}:live  Pub/Sub channel: JSON {seq, epoch, author,
-//	                             key, text, time} per message, in seq order
+//	hxchat:dbN:room:{NAME}:live  Pub/Sub channel (sharded on a cluster): JSON
+//	                             {seq, epoch, author, key, text, time} per
+//	                             message, in seq order
 //	hxchat:dbN:presence          Pub/Sub channel: presence changes
 //
 // Every key has a hash tag, or is one key alone, and every script and
@@ -202,11 +203,12 @@ type Store struct {
 	wg     sync.WaitGroup
 
 	// The fan-out: see feed.go.
-	mu    sync.Mutex
-	rooms map[string]*room    // watched rooms by name
-	dirty map[string]struct{} // rooms whose subscription may need a change
-	wake  chan struct{}       // tells run to reconcile subscriptions
-	retry chan struct{}       // asks run to wake the receiver soon
+	mu     sync.Mutex
+	rooms  map[string]*room    // watched rooms by name
+	dirty  map[string]struct{} // rooms whose subscription may need a change
+	wake   chan struct{}       // tells run to reconcile subscriptions
+	retry  chan struct{}       // asks run to wake the receiver soon
+	broken chan *session       // a cluster session asks run to end it
 
 	presence *Presence // see presence.go
 
@@ -289,6 +291,7 @@ func newStore(client goredis.UniversalClient, cluster *goredis.ClusterClient, db
 		dirty:   make(map[string]struct{}),
 		wake:    make(chan struct{}, 1),
 		retry:   make(chan struct{}, 1),
+		broken:  make(chan *session),
 		created: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -357,7 +360,9 @@ func (s *Store) roomOf(ch string) (string, bool) {
 //
 // KEYS: seq counter, stream, epoch, activity (one hash tag: one slot).
 // ARGV: retention, channel, author, text, time, author key, time (Unix
-// ms), a fresh epoch.
+// ms), a fresh epoch, and "1" to publish with SPUBLISH (sharded Pub/Sub,
+// on a cluster: the channel has the room's hash tag, so it is in the
+// script's slot) instead of PUBLISH (one Redis, which may be Redis 5).
 var appendScript = goredis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
@@ -379,7 +384,9 @@ local active = tonumber(ARGV[7])
 local prev = tonumber(redis.call('GET', KEYS[4]))
 if prev and active <= prev then active = prev + 1 end
 redis.call('SET', KEYS[4], string.format('%d', active))
-redis.call('PUBLISH', ARGV[2], cjson.encode({seq = seq, epoch = epoch, author = ARGV[3], key = ARGV[6], text = ARGV[4], time = ARGV[5]}))
+local publish = 'PUBLISH'
+if ARGV[9] == '1' then publish = 'SPUBLISH' end
+redis.call(publish, ARGV[2], cjson.encode({seq = seq, epoch = epoch, author = ARGV[3], key = ARGV[6], text = ARGV[4], time = ARGV[5]}))
 return {seq, epoch, active}
 `)
 
@@ -398,7 +405,7 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 	k := s.keys(m.Room)
 	keys := []string{k.seq, k.log, k.epoch, k.active}
 	args := []any{s.opts.Retention, k.live, m.Author, m.Text, m.Time.Format(time.RFC3339Nano), m.AuthorKey,
-		m.Time.UnixMilli(), chat.NewEpoch()}
+		m.Time.UnixMilli(), chat.NewEpoch(), s.sharded()}
 	if s.replicas > 0 {
 		return s.appendReplicated(ctx, m, keys, args)
 	}
