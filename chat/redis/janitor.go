@@ -54,7 +54,8 @@ import (
 // about sweepEntries stream entries per sweep; a sweep that stops at a
 // bound is followed by the next one soon, and a finished walk starts over
 // at the next interval. A room whose activity (its score) is older than
-// MaxAge loses its stream (dropScript, unless posted to since). Any other
+// MaxAge loses its stream (dropScript, unless its active key is younger:
+// then its score, which lagged, is raised to it). Any other
 // room whose oldest entry is older has its entries read up to the first
 // younger one, and those before it removed (trimScript, unless the room's
 // epoch changed: another history). Stream ids are seqs, not times, and
@@ -163,18 +164,40 @@ func (s *Store) sweepFailed(what string, err error) {
 
 // evictScript removes a room's keys unless its activity is later than
 // ARGV[1] (the room's score in the index when the janitor read it): a room
-// posted to since is kept. A room without an active key (written before
-// there was one) has no later activity. It returns 1 when it removed keys,
-// 0 when there were none (another node was first), -1 when the room was
-// posted to.
+// posted to since, or whose score lags its activity (Append's throttle,
+// see indexEvery), is kept. A room without an active key (written before
+// there was one) has no later activity. It returns {1, 0} when it removed
+// keys, {0, 0} when there were none (another node was first), {-1,
+// activity} when the room is kept.
 //
 // KEYS: activity, seq counter, epoch, stream. ARGV: the room's score.
 var evictScript = goredis.NewScript(`
 local active = redis.call('GET', KEYS[1])
-if active and tonumber(active) > tonumber(ARGV[1]) then return -1 end
-if redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) > 0 then return 1 end
-return 0
+if active and tonumber(active) > tonumber(ARGV[1]) then return {-1, tonumber(active)} end
+if redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) > 0 then return {1, 0} end
+return {0, 0}
 `)
+
+// raiseScore raises room's score in its index bucket to active (Unix ms),
+// unless it is that high already (moveMaxScript: ZADD GT is Redis 6.2):
+// the janitor's step for a room it kept because its score lagged, so that
+// the room is not among the oldest again at every sweep, holding up the
+// bound. Were the member gone meanwhile, it is added: the room has keys.
+func (s *Store) raiseScore(ctx context.Context, room string, active int64) error {
+	return moveMaxScript.Run(ctx, s.client, []string{s.roomsKeyOf(room)}, room, active).Err()
+}
+
+// keptReply reads evictScript's and dropScript's {n, activity}.
+func keptReply(cmd *goredis.Cmd) (n, active int64, err error) {
+	v, err := cmd.Int64Slice()
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(v) != 2 {
+		return 0, 0, fmt.Errorf("unexpected reply %v", v)
+	}
+	return v[0], v[1], nil
+}
 
 // leaseRenewScript extends the lease KEYS[1] by ARGV[2] ms if it still
 // holds the token ARGV[1]; it returns 1 if it did. With ARGV[2] = 0 it
@@ -198,18 +221,22 @@ end
 `
 
 // dropScript deletes a room's stream, keeping its counter and epoch, unless
-// its activity is later than ARGV[1] (as evictScript). It returns how many
-// entries it deleted, or -1 when the room was posted to.
+// its activity is not older than the cutoff ARGV[1] (Unix ms): the
+// activity is at least the time of its newest message, so all of them are
+// older. The index's score, which picked the room, may lag the activity
+// (posted to since, or Append's throttle). A room without an active key
+// (written before there was one) goes by its score. It returns {how many
+// entries it deleted, 0}, or {-1, activity} when the room is kept.
 //
-// KEYS: activity, stream, seq counter. ARGV: the room's score.
+// KEYS: activity, stream, seq counter. ARGV: the cutoff.
 var dropScript = goredis.NewScript(`
 local active = redis.call('GET', KEYS[1])
-if active and tonumber(active) > tonumber(ARGV[1]) then return -1 end
+if active and tonumber(active) >= tonumber(ARGV[1]) then return {-1, tonumber(active)} end
 local n = redis.call('XLEN', KEYS[2])
-if n == 0 then return 0 end
+if n == 0 then return {0, 0} end
 ` + keepCounter + `
 redis.call('UNLINK', KEYS[2])
-return n
+return {n, 0}
 `)
 
 // trimScript removes the entries of a stream up to the id ARGV[2], which
@@ -267,14 +294,14 @@ func (s *Store) evictExcess(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	goOn := func(ctx context.Context) (bool, error) { return s.stillOver(ctx, token) }
-	removed, err := s.evictRooms(ctx, zs, goOn)
+	removed, raised, err := s.evictRooms(ctx, zs, goOn)
 	if err != nil {
 		return false, err
 	}
-	if !more && removed > 0 {
+	if !more && (removed > 0 || raised > 0) {
 		// Rooms created during the sweep, on any node, and rooms posted
-		// to meanwhile (kept): the next oldest go soon. (Not when nothing
-		// could be removed: that would only spin.)
+		// to meanwhile (kept, their scores raised): the next oldest go
+		// soon. (Not when nothing changed: that would only spin.)
 		_, more, err = s.count(ctx, s.opts.MaxRooms)
 	}
 	return more, err
@@ -356,30 +383,38 @@ func (s *Store) excess(ctx context.Context, keep int) (zs []goredis.Z, more bool
 
 // evictRooms removes the rooms zs (members of the index with the scores
 // the janitor read), but those posted to since, in order, and returns how
-// many members it removed from the index. Before each it asks goOn, when
-// not nil, and stops when that says no.
-func (s *Store) evictRooms(ctx context.Context, zs []goredis.Z, goOn func(context.Context) (bool, error)) (removed int, err error) {
+// many members it removed from the index, and how many kept rooms' scores
+// it raised to their activity (their score lagged it: posted to since,
+// or Append's throttle). Before each it asks goOn, when not nil, and
+// stops when that says no.
+func (s *Store) evictRooms(ctx context.Context, zs []goredis.Z, goOn func(context.Context) (bool, error)) (removed, raised int, err error) {
 	for _, z := range zs {
 		if goOn != nil {
 			if ok, err := goOn(ctx); err != nil || !ok {
-				return removed, err
+				return removed, raised, err
 			}
 		}
 		name := z.Member.(string)
 		score := formatScore(z.Score)
 		k := s.keys(name)
-		n, err := evictScript.Run(ctx, s.client, []string{k.active, k.seq, k.epoch, k.log}, score).Int64()
+		n, active, err := keptReply(evictScript.Run(ctx, s.client, []string{k.active, k.seq, k.epoch, k.log}, score))
 		if n == 1 {
 			s.evicted.Add(1)
 		}
-		if err == nil && n >= 0 {
+		switch {
+		case err != nil:
+		case n >= 0:
 			var gone int64
 			gone, err = zremIfScoresScript.Run(ctx, s.client, []string{s.roomsKeyOf(name)}, name, score).Int64()
 			removed += int(gone)
+		case float64(active) > z.Score:
+			if err = s.raiseScore(ctx, name, active); err == nil {
+				raised++
+			}
 		}
 		if err != nil {
 			if !isPermanent(err) {
-				return removed, fmt.Errorf("remove room %q: %w", name, err)
+				return removed, raised, fmt.Errorf("remove room %q: %w", name, err)
 			}
 			// Nothing will change it (a key of the wrong type): go on
 			// with the others rather than stall on this one.
@@ -387,7 +422,7 @@ func (s *Store) evictRooms(ctx context.Context, zs []goredis.Z, goOn func(contex
 				slog.String("room", name), slog.Any("err", err))
 		}
 	}
-	return removed, nil
+	return removed, raised, nil
 }
 
 // ageWalk is where the expiry walk through the rooms index stands; it is
@@ -496,9 +531,13 @@ func (s *Store) expireRooms(ctx context.Context, batch []goredis.Z, cutoff time.
 		switch pk := peeks[i]; {
 		case pk.exists != nil:
 			if err = pk.exists.Err(); err == nil && pk.exists.Val() > 0 {
-				var n int64
-				n, err = dropScript.Run(ctx, s.client, []string{k.active, k.log, k.seq}, formatScore(z.Score)).Int64()
+				var n, active int64
+				n, active, err = keptReply(dropScript.Run(ctx, s.client, []string{k.active, k.log, k.seq}, formatScore(cut)))
 				s.expired.Add(max(n, 0))
+				if err == nil && n < 0 && float64(active) > z.Score {
+					// Kept: its score lagged (see evictRooms).
+					err = s.raiseScore(ctx, name, active)
+				}
 			}
 		default:
 			if err = pk.first.Err(); err == nil {

@@ -202,7 +202,7 @@ func TestEvictKeepsRoomPostedMeanwhile(t *testing.T) {
 		t.Fatalf("excess(2) = %v, more %v; want %v, no more", picked, more, want)
 	}
 	appendAt(t, s, roomName(0), base, 1) // the same ms as r00's first message
-	if removed, err := s.evictRooms(t.Context(), zs, nil); err != nil || removed != 2 {
+	if removed, _, err := s.evictRooms(t.Context(), zs, nil); err != nil || removed != 2 {
 		t.Fatalf("evictRooms = %d, %v; want 2 removed (r00 kept)", removed, err)
 	}
 	checkKept(t, raw, s, roomName(0), 2)

@@ -21,6 +21,10 @@ import (
 //	        ms), as in its active key: the time of its newest message, or a
 //	        little later (see appendScript and indexScript)
 //
+// The score may lag the active key: Append updates it at most once per
+// indexEvery per room (store.go); the janitor raises the score of a room
+// it keeps for that (janitor.go).
+//
 // Each bucket has a hash tag of its own, so on a Redis Cluster the buckets
 // spread over the slots (and masters), and no key is written by every
 // post. Append updates the room's bucket right after the append script,
@@ -74,7 +78,10 @@ func (s *Store) oldRoomsKey() string { return s.opts.KeyPrefix + "rooms" }
 // (but after a crash between the two, or when two appends' updates
 // cross: then the score may be off by some ms, which the next append
 // mends). Append sends it right after appendScript, in the same round
-// trip, whether or not that succeeds: a failed append may still move its
+// trip, at most once per indexEvery per room and Store (the appends in
+// between send the append script alone; an append of seq 1 sends it
+// after, with the activity the script returned), whether or not that
+// succeeds: a failed append may still move its
 // room's score (a room that had no messages is then listed without any,
 // until the janitor's bound removes it). The rule also covers a room the
 // janitor is removing (keys gone, member not yet) posted to again: its

@@ -212,6 +212,11 @@ type Store struct {
 
 	presence *Presence // see presence.go
 
+	// The throttle of the rooms index updates: see indexDue.
+	indexEvery time.Duration        // indexEvery, but in tests
+	idxMu      sync.Mutex           // guards indexed
+	indexed    map[string]indexMark // room → this Store's last index update of it
+
 	// The janitor: see janitor.go.
 	created chan struct{} // an append created a room
 	evicted atomic.Int64  // rooms removed for MaxRooms
@@ -293,6 +298,9 @@ func newStore(client goredis.UniversalClient, cluster *goredis.ClusterClient, db
 		retry:   make(chan struct{}, 1),
 		broken:  make(chan *session),
 		created: make(chan struct{}, 1),
+
+		indexEvery: indexEvery,
+		indexed:    make(map[string]indexMark),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.presence = newPresence(s, db)
@@ -356,7 +364,8 @@ func (s *Store) roomOf(ch string) (string, bool) {
 // moves it and the janitor's check (has the room been posted to since the
 // index said so?) is exact. The rooms index is not touched here: it is in
 // other hash slots than the room (see rooms.go); Append sends indexScript
-// right after this script, in the same round trip.
+// right after this script, in the same round trip (at most once per
+// indexEvery per room and Store: see indexDue).
 //
 // KEYS: seq counter, stream, epoch, activity (one hash tag: one slot).
 // ARGV: retention, channel, author, text, time, author key, time (Unix
@@ -392,11 +401,12 @@ return {seq, epoch, active}
 
 // Append implements chat.Store. The message is stored, trimmed and
 // published in one atomic step, and its room's entry of the rooms index
-// moved right after; an error means it may not be stored (it never means
-// it was stored twice), and one wrapping chat.ErrUnavailable means Redis
-// could not be reached, or (with Options.Replicas) that no replica had
-// the message in time. When Append returns nil, the message is on the
-// master and, with Options.Replicas, on that many replicas.
+// moved right after (at most once per indexEvery per room and Store: see
+// indexDue); an error means it may not be stored (it never means it was
+// stored twice), and one wrapping chat.ErrUnavailable means Redis could
+// not be reached, or (with Options.Replicas) that no replica had the
+// message in time. When Append returns nil, the message is on the master
+// and, with Options.Replicas, on that many replicas.
 func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error) {
 	what := fmt.Sprintf("append to %q", m.Room)
 	if err := s.check(ctx, what); err != nil {
@@ -406,8 +416,19 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 	keys := []string{k.seq, k.log, k.epoch, k.active}
 	args := []any{s.opts.Retention, k.live, m.Author, m.Text, m.Time.Format(time.RFC3339Nano), m.AuthorKey,
 		m.Time.UnixMilli(), chat.NewEpoch(), s.sharded()}
+	due := s.indexDue(m.Room, m.Time.UnixMilli())
 	if s.replicas > 0 {
-		return s.appendReplicated(ctx, m, keys, args)
+		return s.appendReplicated(ctx, m, keys, args, due)
+	}
+	if !due {
+		// The room's entry was moved less than indexEvery ago: the append
+		// script alone (EVALSHA, EVAL when the script is not loaded: it
+		// did not run then).
+		res, err := appendScript.Run(ctx, s.client, keys, args...).Slice()
+		if err != nil {
+			return chat.Message{}, s.fail(ctx, what, err)
+		}
+		return s.appended(ctx, m, res, nil)
 	}
 	// The script and the index update go in one round trip, the update
 	// right after the script: see indexScript.
@@ -425,6 +446,7 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 		// 1 ms). Never run again an append that ran.
 		for _, sc := range []*goredis.Script{appendScript, indexScript} {
 			if err := sc.Load(ctx, s.client).Err(); err != nil {
+				s.indexFailed(m.Room)
 				return chat.Message{}, s.fail(ctx, what, err)
 			}
 		}
@@ -435,29 +457,108 @@ func (s *Store) Append(ctx context.Context, m chat.Message) (chat.Message, error
 	}
 	res, err := app.Slice()
 	if err != nil {
+		if idx.Err() != nil {
+			s.indexFailed(m.Room)
+		}
 		return chat.Message{}, s.fail(ctx, what, err)
 	}
 	return s.appended(ctx, m, res, idx)
 }
 
+// indexEvery is how often at most a Store sends the index update of a
+// room (indexScript) with its appends. An append in between sends the
+// append script alone, which moves the room's active key all the same:
+// the index's score may then lag the room's activity (by up to
+// indexEvery while it is posted to, and for good when its last posts
+// were skipped), which only the list of active rooms shows; the
+// janitor's checks go by the active key, and it raises the score of a
+// room it keeps for that (see evictRooms).
+const indexEvery = time.Second
+
+// indexMark is when a Store last sent a room's index update: its clock,
+// and the time of the message (Unix ms).
+type indexMark struct {
+	sent time.Time
+	at   int64
+}
+
+// indexDue reports whether an append of a message of time at (Unix ms) to
+// room sends its index update: yes unless this Store sent one within
+// indexEvery, by its clock and by the messages' times (a message stamped
+// much later, as tests do, is not held back), and it did not fail. It
+// counts the update as sent now, so concurrent appends to the room skip
+// it. The map is bounded: it is emptied when it holds four times MaxRooms
+// rooms (the rooms in it then update once more).
+func (s *Store) indexDue(room string, at int64) bool {
+	if s.indexEvery <= 0 {
+		return true
+	}
+	now := time.Now()
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	if last, ok := s.indexed[room]; ok && now.Sub(last.sent) < s.indexEvery &&
+		at >= last.at && at-last.at < s.indexEvery.Milliseconds() {
+		return false
+	}
+	s.markLocked(room, indexMark{now, at})
+	return true
+}
+
+// markLocked records mark for room; s.idxMu is held.
+func (s *Store) markLocked(room string, mark indexMark) {
+	if len(s.indexed) >= 4*s.opts.MaxRooms {
+		clear(s.indexed)
+	}
+	s.indexed[room] = mark
+}
+
+// indexSent records an index update of room sent now (for a message of
+// time at) outside indexDue.
+func (s *Store) indexSent(room string, at int64) {
+	if s.indexEvery <= 0 {
+		return
+	}
+	s.idxMu.Lock()
+	s.markLocked(room, indexMark{time.Now(), at})
+	s.idxMu.Unlock()
+}
+
+// indexFailed makes the next append to room send its index update.
+func (s *Store) indexFailed(room string) {
+	s.idxMu.Lock()
+	delete(s.indexed, room)
+	s.idxMu.Unlock()
+}
+
 // appended finishes an append whose script returned res: it checks the
-// reply, logs a failure of the index update idx, and tells the janitor
+// reply, logs a failure of the index update idx (nil: none was sent; the
+// update is then sent now for a room's first message, seq 1, as the
+// janitor may be removing the room's old entry), and tells the janitor
 // about a new room.
 func (s *Store) appended(ctx context.Context, m chat.Message, res []any, idx *goredis.Cmd) (chat.Message, error) {
 	what := fmt.Sprintf("append to %q", m.Room)
-	seq, epoch, _, ok := appendReply(res)
+	seq, epoch, active, ok := appendReply(res)
 	if !ok {
 		// Stored, but the reply is not what the script returns.
 		return chat.Message{}, fmt.Errorf("%s: unexpected reply %v from the append script", what, res)
 	}
 	m.Seq, m.Epoch = seq, epoch
+	if idx == nil && seq == 1 {
+		// A new room, or one the janitor removed: its entry must move
+		// past the score the janitor read, whatever the throttle says.
+		idx = indexScript.Run(ctx, s.client, []string{s.roomsKeyOf(m.Room)}, active, m.Room)
+		s.indexSent(m.Room, m.Time.UnixMilli())
+	}
 	// The message is stored and published: a failure to index it is only
 	// logged. The room is then missing from the index (the list of active
 	// rooms, the janitor's bound), or has an older score, until its next
 	// append.
-	if err := idx.Err(); err != nil {
-		s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "redis: cannot update the rooms index; the room is listed again at its next post",
-			slog.String("room", m.Room), slog.Any("err", err))
+	if idx != nil {
+		if err := idx.Err(); err != nil {
+			s.indexFailed(m.Room)
+			s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "redis: cannot update the rooms index; the room is listed again at its next post",
+				slog.String("room", m.Room), slog.Any("err", err))
+		}
 	}
 	if seq == 1 {
 		s.roomCreated() // the janitor checks MaxRooms soon
@@ -471,17 +572,23 @@ var errNoReplica = errors.New("not yet on a replica; the message may be stored")
 // appendReplicated is Append when Options.Replicas asks for replicas: the
 // script, then WAIT on the same connection (WAIT counts the writes of the
 // connection it is sent on), on the master of the room's slot. The index
-// update goes to its own bucket's master afterwards, whether or not the
-// append succeeded (as in Append). A message stored but not confirmed by
+// update, when due (indexDue), goes to its own bucket's master afterwards,
+// whether or not the append succeeded (as in Append). A message stored but not confirmed by
 // enough replicas within ReplicaTimeout gives an error wrapping
 // chat.ErrUnavailable and errNoReplica: a failover before the replica has
 // it would lose it, so the POST is not acknowledged; if it survives, it
 // is delivered as any other.
-func (s *Store) appendReplicated(ctx context.Context, m chat.Message, keys []string, args []any) (chat.Message, error) {
+func (s *Store) appendReplicated(ctx context.Context, m chat.Message, keys []string, args []any, due bool) (chat.Message, error) {
 	what := fmt.Sprintf("append to %q", m.Room)
 	res, waitErr, err := s.evalAndWait(ctx, keys, args)
-	idx := indexScript.Run(ctx, s.client, []string{s.roomsKeyOf(m.Room)}, m.Time.UnixMilli(), m.Room)
+	var idx *goredis.Cmd
+	if due {
+		idx = indexScript.Run(ctx, s.client, []string{s.roomsKeyOf(m.Room)}, m.Time.UnixMilli(), m.Room)
+	}
 	if err != nil {
+		if idx != nil && idx.Err() != nil {
+			s.indexFailed(m.Room)
+		}
 		return chat.Message{}, s.fail(ctx, what, err)
 	}
 	out, err := s.appended(ctx, m, res, idx)
