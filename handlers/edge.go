@@ -183,7 +183,7 @@ func secureRequest(r *http.Request, trusted []netip.Prefix) bool {
 		return false
 	}
 	peer, ok := parseHost(r.RemoteAddr)
-	if !ok || !trustedAddr(peer, trusted) {
+	if !ok || !TrustedAddr(peer, trusted) {
 		return false
 	}
 	// The proxy nearest to us appended last; a value it did not write

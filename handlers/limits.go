@@ -87,7 +87,9 @@ func parseHost(s string) (netip.Addr, bool) {
 	return a.WithZone("").Unmap(), true
 }
 
-func trustedAddr(a netip.Addr, trusted []netip.Prefix) bool {
+// TrustedAddr reports whether a is one of the trusted proxies (a full
+// address, never a ClientKey).
+func TrustedAddr(a netip.Addr, trusted []netip.Prefix) bool {
 	for _, p := range trusted {
 		if p.Contains(a) {
 			return true
@@ -106,8 +108,8 @@ func trustedAddr(a netip.Addr, trusted []netip.Prefix) bool {
 // key). An IPv6 client is its /64 (see perClient).
 func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	peer, ok := parseHost(r.RemoteAddr)
-	if !ok || !trustedAddr(peer, trusted) {
-		return perClient(peer)
+	if !ok || !TrustedAddr(peer, trusted) {
+		return ClientKey(peer)
 	}
 	// Several X-Forwarded-For headers form one list, in order.
 	var hops []string
@@ -121,18 +123,20 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 			break
 		}
 		client = a
-		if !trustedAddr(a, trusted) {
+		if !TrustedAddr(a, trusted) {
 			break
 		}
 	}
-	return perClient(client)
+	return ClientKey(client)
 }
 
-// perClient is the key of a client address: an IPv4 address itself, an
+// ClientKey is the key of a client address: an IPv4 address itself, an
 // IPv6 address its /64. A host (or a home network) is given a whole /64 and
 // may use any address in it, so counting per address would give it a fresh
 // allowance with each. Trust is decided on full addresses, before this.
-func perClient(a netip.Addr) netip.Addr {
+// Every per-client limit counts by it: posts, streams, and (cmd/hxchat)
+// connections.
+func ClientKey(a netip.Addr) netip.Addr {
 	if !a.Is6() {
 		return a
 	}

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hxchat/hxchat/handlers"
 )
 
 // Reasons a connection is refused, the label of
@@ -91,8 +93,8 @@ func (l *connLimiter) listen(ln net.Listener) net.Listener {
 // acquire counts a connection from peer, or returns the reason it is
 // refused. A peer in the trusted proxies counts only towards the total.
 func (l *connLimiter) acquire(peer netip.Addr) (key netip.Addr, perClient bool, refused string) {
-	perClient = l.limits.perClient > 0 && !trustedPeer(peer, l.limits.trusted)
-	key = clientKey(peer)
+	perClient = l.limits.perClient > 0 && !handlers.TrustedAddr(peer, l.limits.trusted)
+	key = handlers.ClientKey(peer)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
@@ -139,28 +141,6 @@ func (l *connLimiter) refuse(reason string, key netip.Addr) {
 	l.logger.LogAttrs(context.Background(), level, "connection refused: too many open",
 		slog.String("reason", reason), slog.Int("limit", limit), slog.String("client", key.String()),
 		slog.Int("refused", n)) // since the last such line, this one included
-}
-
-// trustedPeer reports whether a is one of the trusted proxies.
-func trustedPeer(a netip.Addr, trusted []netip.Prefix) bool {
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// clientKey is what a peer address counts as, as for handlers' limits: an
-// IPv4 address itself, an IPv6 address its /64 (a host may use any
-// address of its /64, so counting per address would give it a fresh
-// allowance with each).
-func clientKey(a netip.Addr) netip.Addr {
-	if !a.Is6() {
-		return a
-	}
-	p, _ := a.Prefix(64)
-	return p.Addr()
 }
 
 // peerAddr is the address of c's peer, without zone, an IPv4-mapped IPv6
