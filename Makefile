@@ -52,8 +52,6 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateRoom$$' -fuzztime $(or $(FUZZTIME),300000x) ./chat/
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalizeText$$' -fuzztime $(or $(FUZZTIME),300000x) ./chat/
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalizeName$$' -fuzztime $(or $(FUZZTIME),100000x) ./chat/
-	$(GO) test -run '^$$' -fuzz '^FuzzValidateRoomSpoof$$' -fuzztime $(or $(FUZZTIME),100000x) ./chat/
-	$(GO) test -run '^$$' -fuzz '^FuzzNormalizeTextVisible$$' -fuzztime $(or $(FUZZTIME),100000x) ./chat/
 	$(GO) test -run '^$$' -fuzz '^FuzzCursor$$' -fuzztime $(or $(FUZZTIME),50000x) ./handlers/
 	$(GO) test -run '^$$' -fuzz '^FuzzRoomRoute$$' -fuzztime $(or $(FUZZTIME),20000x) ./handlers/
 	$(GO) test -run '^$$' -fuzz '^FuzzSSEFraming$$' -fuzztime $(or $(FUZZTIME),3000x) ./handlers/

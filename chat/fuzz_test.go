@@ -81,8 +81,10 @@ func marksModel(s string) bool {
 }
 
 func FuzzValidateRoom(f *testing.F) {
-	f.Add("lobby")
-	f.Add("../x")
+	for _, s := range []string{"lobby", "../x", "team-7", "한국어", "\u3164", "a\u3164", "\uFFA0", "pаypal", "日本語-chat", "Ελληνικά_日本語", "a\u034F", "\u2800",
+		"हिंदी", "สวัสดี", "น้ำ", "\u0301a", "a-\u0301", "ｌｏｂｂｙ", "𝐥𝐨𝐛𝐛𝐲", "ﬁsh", "ㅎㅎ", "ﾾ", "Ⅻ", "a" + strings.Repeat("\u0301\u200D", 9)} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, name string) {
 		err := chat.ValidateRoom(name)
 		if want := roomModel(name); (err == nil) != want {
@@ -162,8 +164,10 @@ func textModel(in string) (string, bool) {
 }
 
 func FuzzNormalizeText(f *testing.F) {
-	f.Add("hello")
-	f.Add(" a\r\nb\rc ")
+	for _, s := range []string{"hello", " a\r\nb\rc ", "\u200b", "\ufeff", " \u3164\n", "👩\u200d👩\u200d👧", "\u2800", "a\u200b",
+		"a" + strings.Repeat(strings.Repeat("\u0301", 8)+"\u200d", 30), "x" + strings.Repeat("\u0301\u034f", 9), "x\u0301\u0600\u0301"} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, in string) {
 		out, err := chat.NormalizeText(in)
 		want, ok := textModel(in)

@@ -541,52 +541,6 @@ func scriptsAllowedModel(scripts []string) bool {
 	return false
 }
 
-// FuzzValidateRoomSpoof checks ValidateRoom against the room-name rule with
-// the rules against spoofing added: roomModel (fuzz_test.go), and no
-// invisible character, and no mix of scripts.
-func FuzzValidateRoomSpoof(f *testing.F) {
-	for _, s := range []string{"lobby", "team-7", "한국어", "\u3164", "a\u3164", "\uFFA0", "pаypal", "日本語-chat", "Ελληνικά_日本語", "a\u034F", "\u2800",
-		"हिंदी", "สวัสดี", "น้ำ", "\u0301a", "a-\u0301", "ｌｏｂｂｙ", "𝐥𝐨𝐛𝐛𝐲", "ﬁsh", "ㅎㅎ", "ﾾ", "Ⅻ", "a" + strings.Repeat("\u0301\u200D", 9)} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, name string) {
-		err := chat.ValidateRoom(name)
-		want := roomModel(name) && scriptsAllowedModel(scriptsModel(name))
-		for _, r := range name {
-			want = want && !invisibleModel(r)
-		}
-		if (err == nil) != want {
-			t.Fatalf("ValidateRoom(%q) = %v; the rule says valid=%v", name, err, want)
-		}
-		if err != nil {
-			checkReason(t, err, "room name ")
-		}
-	})
-}
-
-// FuzzNormalizeTextVisible checks NormalizeText against the message rule
-// with blank messages refused: textModel (fuzz_test.go), and at least one
-// character that is neither white space nor invisible.
-func FuzzNormalizeTextVisible(f *testing.F) {
-	for _, s := range []string{"hello", "\u200b", "\ufeff", " \u3164\n", "👩\u200d👩\u200d👧", "\u2800", "a\u200b",
-		"a" + strings.Repeat(strings.Repeat("\u0301", 8)+"\u200d", 30), "x" + strings.Repeat("\u0301\u034f", 9), "x\u0301\u0600\u0301"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, in string) {
-		out, err := chat.NormalizeText(in)
-		want, ok := textModel(in)
-		if ok && !strings.ContainsFunc(want, func(r rune) bool { return !unicode.IsSpace(r) && !invisibleModel(r) }) {
-			want, ok = "", false
-		}
-		if (err == nil) != ok || out != want {
-			t.Fatalf("NormalizeText(%q) = %q, %v; the rule says %q, valid=%v", in, out, err, want, ok)
-		}
-		if err != nil {
-			checkReason(t, err, "message ")
-		}
-	})
-}
-
 // isBidiControl reports whether r is one of the bidirectional controls
 // (UAX #9): ALM, LRM, RLM, LRE..RLO, LRI..PDI.
 func isBidiControl(r rune) bool {
