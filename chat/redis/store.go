@@ -536,11 +536,10 @@ func (s *Store) indexFailed(room string) {
 // janitor may be removing the room's old entry), and tells the janitor
 // about a new room.
 func (s *Store) appended(ctx context.Context, m chat.Message, res []any, idx *goredis.Cmd) (chat.Message, error) {
-	what := fmt.Sprintf("append to %q", m.Room)
 	seq, epoch, active, ok := appendReply(res)
 	if !ok {
 		// Stored, but the reply is not what the script returns.
-		return chat.Message{}, fmt.Errorf("%s: unexpected reply %v from the append script", what, res)
+		return chat.Message{}, fmt.Errorf("append to %q: unexpected reply %v from the append script", m.Room, res)
 	}
 	m.Seq, m.Epoch = seq, epoch
 	if idx == nil && seq == 1 {
