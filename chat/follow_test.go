@@ -152,6 +152,14 @@ func (s *resetStore) Recent(ctx context.Context, room string, n int) ([]chat.Mes
 	return s.store().Recent(ctx, room, n)
 }
 
+func (s *resetStore) Before(ctx context.Context, room string, before int64, n int) ([]chat.Message, error) {
+	return s.store().Before(ctx, room, before, n)
+}
+
+func (s *resetStore) Delete(ctx context.Context, d chat.Deletion) (chat.Message, error) {
+	return s.store().Delete(ctx, d)
+}
+
 func (s *resetStore) Watch(room string, fn func(chat.Message)) func() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

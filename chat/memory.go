@@ -116,17 +116,24 @@ func (s *MemoryStore) Append(ctx context.Context, m Message) (Message, error) {
 			r.expire(time.Now().Add(-s.maxAge), s.retention)
 		}
 	}
-	r.last++
-	m.Seq = r.last
-	m.Epoch = s.epoch
-	if len(r.msgs) < s.retention {
-		r.msgs = append(r.msgs, m)
-	} else {
-		r.msgs[(m.Seq-r.base-1)%int64(s.retention)] = m
-	}
-	r.n = min(r.n+1, s.retention)
+	m = r.push(m, s.epoch, s.retention)
 	s.watchers.Queue(m) // under the lock: the queue is in seq order
 	return m, nil
+}
+
+// push gives m the room's next seq and the epoch and puts it in the ring,
+// over the oldest message once the ring holds retention.
+func (r *memRoom) push(m Message, epoch string, retention int) Message {
+	r.last++
+	m.Seq = r.last
+	m.Epoch = epoch
+	if len(r.msgs) < retention {
+		r.msgs = append(r.msgs, m)
+	} else {
+		r.msgs[(m.Seq-r.base-1)%int64(retention)] = m
+	}
+	r.n = min(r.n+1, retention)
+	return m
 }
 
 // Watch implements Store.
@@ -225,6 +232,63 @@ func (s *MemoryStore) Recent(ctx context.Context, room string, n int) ([]Message
 		out = append(out, r.at(seq, s.retention))
 	}
 	return out, nil
+}
+
+// Before implements Store.
+func (s *MemoryStore) Before(ctx context.Context, room string, before int64, n int) ([]Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("before in %q: %w", room, ErrClosed)
+	}
+	r := s.rooms[room]
+	if r == nil || n <= 0 || before <= 1 {
+		return nil, nil
+	}
+	to := min(before-1, r.last)
+	from := max(s.oldest(r), to-int64(n)+1)
+	if from > to {
+		return nil, nil
+	}
+	out := make([]Message, 0, to-from+1)
+	for seq := from; seq <= to; seq++ {
+		out = append(out, r.at(seq, s.retention))
+	}
+	return out, nil
+}
+
+// Delete implements Store: the message's slot in the ring loses its text,
+// and the record is appended and queued under the same lock.
+func (s *MemoryStore) Delete(ctx context.Context, d Deletion) (Message, error) {
+	if err := ctx.Err(); err != nil {
+		return Message{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Message{}, fmt.Errorf("delete in %q: %w", d.Room, ErrClosed)
+	}
+	r := s.rooms[d.Room]
+	if r == nil || d.Seq < s.oldest(r) || d.Seq > r.last {
+		return Message{}, fmt.Errorf("delete %d in %q: %w", d.Seq, d.Room, ErrNotFound)
+	}
+	slot := &r.msgs[(d.Seq-r.base-1)%int64(s.retention)]
+	switch {
+	case slot.Deletes != 0:
+		return Message{}, fmt.Errorf("delete %d in %q: %w", d.Seq, d.Room, ErrNotFound)
+	case !d.Any && slot.AuthorKey != d.By:
+		return Message{}, fmt.Errorf("delete %d in %q: %w", d.Seq, d.Room, ErrNotAuthor)
+	case slot.Deleted:
+		return Message{}, fmt.Errorf("delete %d in %q: %w", d.Seq, d.Room, ErrAlreadyDeleted)
+	}
+	slot.Text, slot.Deleted = "", true
+	s.lru.MoveToFront(r.elem)
+	rec := r.push(Message{Room: d.Room, AuthorKey: d.By, Time: d.Time, Deletes: d.Seq}, s.epoch, s.retention)
+	s.watchers.Queue(rec)
+	return rec, nil
 }
 
 // Secret implements SecretKeeper: a random secret made by the first call,

@@ -87,6 +87,14 @@ type Message struct {
 	AuthorKey string
 	Text      string
 	Time      time.Time
+	// Deleted is set on a message whose text was erased (Store.Delete):
+	// Text is empty, and the message shows as a placeholder.
+	Deleted bool
+	// Deletes is set on a deletion record: the seq of the message it
+	// erased. A record has a seq of its own in the room's order, so
+	// followers replace the message live and exactly once; it is never
+	// shown as a message, and its AuthorKey is who deleted.
+	Deletes int64
 }
 
 // invalid wraps ErrInvalid with a reason a person can read.

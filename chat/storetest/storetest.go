@@ -39,8 +39,8 @@ type OpenFunc func(t *testing.T, retention int) chat.Store
 const Retention = 10_000
 
 // Run runs the Store contract against the stores open returns, each case in
-// its own subtest with its own store: seqs, reads, retention, epochs, and
-// Watch (order, visibility, stop).
+// its own subtest with its own store: seqs, reads, retention, epochs,
+// Watch (order, visibility, stop), scroll back and deletion.
 //
 // Times must survive a round trip to at least the millisecond.
 func Run(t *testing.T, open OpenFunc) {
@@ -61,6 +61,10 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("EpochStable", func(t *testing.T) { testEpochStable(t, open) })
 	t.Run("WatchInOrder", func(t *testing.T) { testWatchInOrder(t, open) })
 	t.Run("WatchStop", func(t *testing.T) { testWatchStop(t, open) })
+	t.Run("BeforePagesBack", func(t *testing.T) { testBefore(t, open) })
+	t.Run("DeleteErases", func(t *testing.T) { testDelete(t, open) })
+	t.Run("DeleteRefused", func(t *testing.T) { testDeleteRefused(t, open) })
+	t.Run("DeleteConcurrent", func(t *testing.T) { testDeleteConcurrent(t, open) })
 }
 
 // newStore opens a store and closes it when the test ends.
