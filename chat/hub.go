@@ -390,6 +390,40 @@ func (h *Hub) Subscribers(room string) int {
 	return 0
 }
 
+// Before reads the store; see Store.Before.
+func (h *Hub) Before(ctx context.Context, room string, before int64, n int) ([]Message, error) {
+	return h.store.Before(ctx, room, before, n)
+}
+
+// Delete erases message seq of room for who, an operator when operator is true
+// (who may delete anyone's message); others may delete only their own.
+// It returns the deletion record (see Store.Delete), which reaches every
+// follower of the room in its order. A message without an author key
+// (stored before people had keys) has no author who may delete it.
+func (h *Hub) Delete(ctx context.Context, room string, seq int64, who Author, operator bool) (Message, error) {
+	if err := ValidateRoom(room); err != nil {
+		return Message{}, err
+	}
+	if !validAuthorKey(who.Key) {
+		return Message{}, invalid("author key is not up to %d lower-case hex digits", MaxAuthorKeyLen)
+	}
+	if who.Key == "" && !operator {
+		return Message{}, fmt.Errorf("delete %d in %q: %w", seq, room, ErrNotAuthor)
+	}
+	if seq < 1 {
+		return Message{}, fmt.Errorf("delete %d in %q: %w", seq, room, ErrNotFound)
+	}
+	if err := ctx.Err(); err != nil {
+		return Message{}, err
+	}
+	// As a post, once handed to the store the deletion runs to its end.
+	rec, err := h.store.Delete(context.WithoutCancel(ctx), Deletion{Room: room, Seq: seq, By: who.Key, Any: operator, Time: h.opts.Now().UTC()})
+	if err != nil {
+		return Message{}, fmt.Errorf("delete in %q: %w", room, err)
+	}
+	return rec, nil
+}
+
 // Recent reads the store; see Store.Recent.
 func (h *Hub) Recent(ctx context.Context, room string, n int) ([]Message, error) {
 	return h.store.Recent(ctx, room, n)

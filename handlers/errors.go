@@ -13,6 +13,10 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, chat.ErrInvalid):
 		return http.StatusBadRequest
+	case errors.Is(err, chat.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, chat.ErrNotAuthor):
+		return http.StatusForbidden
 	case errors.Is(err, chat.ErrClosed), errors.Is(err, chat.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

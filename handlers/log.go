@@ -18,7 +18,7 @@ func handleLog(logger *slog.Logger, history Historian, n int) http.HandlerFunc {
 			renderError(w, r, statusOf(err), "Bad room name", chat.Reason(err))
 			return
 		}
-		msgs, err := history.Recent(r.Context(), room, n)
+		msgs, earlier, err := page(r.Context(), history, room, 0, n)
 		if err != nil {
 			logFailure(logger, r, slog.LevelError, "load history", slog.String("room", room), slog.Any("err", err))
 			renderError(w, r, statusOf(err), "History unavailable", publicReason(err))
@@ -26,6 +26,6 @@ func handleLog(logger *slog.Logger, history Historian, n int) http.HandlerFunc {
 		}
 		// Each reload must ask the server again, never show a cached copy.
 		w.Header().Set("Cache-Control", "no-cache")
-		render(w, r, http.StatusOK, views.LogPage(room, msgs))
+		render(w, r, http.StatusOK, views.LogPage(room, msgs, earlier))
 	}
 }

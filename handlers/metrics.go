@@ -9,6 +9,7 @@ import (
 type Metrics struct {
 	StreamsOpen prometheus.Gauge
 	Posted      prometheus.Counter
+	Deleted     prometheus.Counter
 	Deliveries  prometheus.Counter
 	Replayed    prometheus.Counter
 	Overflows   prometheus.Counter
@@ -30,6 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		StreamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hxchat_streams_open", Help: "Open SSE streams."}),
 		Posted:      prometheus.NewCounter(prometheus.CounterOpts{Name: "hxchat_messages_posted_total", Help: "Messages stored and fanned out."}),
+		Deleted:     prometheus.NewCounter(prometheus.CounterOpts{Name: "hxchat_messages_deleted_total", Help: "Messages deleted by their authors or operators (on this node)."}),
 		Deliveries:  prometheus.NewCounter(prometheus.CounterOpts{Name: "hxchat_deliveries_total", Help: "Messages queued for a live subscriber."}),
 		Replayed:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hxchat_replayed_total", Help: "Messages sent from history on (re)connect."}),
 		Overflows:   prometheus.NewCounter(prometheus.CounterOpts{Name: "hxchat_subscriber_overflows_total", Help: "Times a subscriber's queue overflowed; it then resumed from the store."}),
@@ -41,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}})
 	m.StoreErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hxchat_store_errors_total", Help: "Failed store (SQLite, Redis) calls, by operation."}, []string{"op"})
 	m.Cancelled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hxchat_requests_cancelled_total", Help: "Requests (not streams) whose client left before they were answered, by route."}, []string{"route"})
-	reg.MustRegister(m.StreamsOpen, m.Posted, m.Deliveries, m.Replayed, m.Overflows, m.Rejected, m.PostDuration, m.FanoutLatency, m.StoreErrors, m.Cancelled)
+	reg.MustRegister(m.StreamsOpen, m.Posted, m.Deleted, m.Deliveries, m.Replayed, m.Overflows, m.Rejected, m.PostDuration, m.FanoutLatency, m.StoreErrors, m.Cancelled)
 	return m
 }
 

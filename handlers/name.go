@@ -131,8 +131,12 @@ func handleMeCSS() http.HandlerFunc {
 		}
 		// The key is 12 hex digits (checked above), safe inside the quotes.
 		// app.css draws own messages from these three hooks: an accent bar,
-		// a tinted background and "(you)" after the name.
+		// a tinted background and "(you)" after the name; and shows the
+		// delete control where --delete is set.
 		_, _ = fmt.Fprintf(w, "/* Your own messages. */\n"+
-			`.msg[data-author="%s"] { --own-edge: var(--accent); --own-bg: var(--mine); --own-label: " (you)"; }`+"\n", key)
+			`.msg[data-author="%s"] { --own-edge: var(--accent); --own-bg: var(--mine); --own-label: " (you)"; --delete: inline-block; }`+"\n", key)
+		if isOperator(r) {
+			_, _ = fmt.Fprint(w, "/* You are an operator: you may delete any message. */\n.msg { --delete: inline-block; }\n")
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,9 +17,41 @@ import (
 	"github.com/hxchat/hxchat/views"
 )
 
-// Historian reads a room's recent messages.
+// Historian reads a room's history: the newest messages, and the pages
+// before them.
 type Historian interface {
 	Recent(ctx context.Context, room string, n int) ([]chat.Message, error)
+	Before(ctx context.Context, room string, before int64, n int) ([]chat.Message, error)
+}
+
+// page reads a page of room's history: the n messages before seq before
+// (the newest n when before is 0), and the seq to page back from when
+// older messages are kept (0: none). It reads one message more than it
+// returns, to know.
+func page(ctx context.Context, h Historian, room string, before int64, n int) (msgs []chat.Message, earlier int64, err error) {
+	if before > 0 {
+		msgs, err = h.Before(ctx, room, before, n+1)
+	} else {
+		msgs, err = h.Recent(ctx, room, n+1)
+	}
+	if err != nil || len(msgs) <= n {
+		return msgs, 0, err
+	}
+	return msgs[1:], msgs[1].Seq, nil
+}
+
+// beforeParam returns the page asked for by ?before=SEQ (0: the newest):
+// a decimal seq of at most 18 digits. ok is false for anything else.
+func beforeParam(r *http.Request) (seq int64, ok bool) {
+	v, asked := r.URL.Query()["before"]
+	if !asked {
+		return 0, true
+	}
+	if len(v) != 1 || v[0] == "" || len(v[0]) > 18 || strings.IndexFunc(v[0], func(c rune) bool { return c < '0' || c > '9' }) >= 0 {
+		return 0, false
+	}
+	seq, err := strconv.ParseInt(v[0], 10, 64)
+	return seq, err == nil && seq > 0
 }
 
 // roomParam returns the validated room name from the URL path.
@@ -76,7 +109,29 @@ func handleRoom(logger *slog.Logger, rooms RoomReader, n int) http.HandlerFunc {
 			renderError(w, r, statusOf(err), "Bad room name", chat.Reason(err))
 			return
 		}
-		renderRoom(w, r, logger, rooms, n, room, http.StatusOK, views.FormState{})
+		before, ok := beforeParam(r)
+		if !ok {
+			renderError(w, r, http.StatusBadRequest, "Bad page", "?before= takes a message number (1 or more).")
+			return
+		}
+		if before == 0 {
+			renderRoom(w, r, logger, rooms, n, room, http.StatusOK, views.FormState{})
+			return
+		}
+		// A page back: the fragment for htmx's "Load earlier messages",
+		// or a page of its own.
+		w.Header().Add("Vary", "HX-Request")
+		msgs, earlier, err := page(r.Context(), rooms, room, before, n)
+		if err != nil {
+			logFailure(logger, r, slog.LevelError, "load history", slog.String("room", room), slog.Any("err", err))
+			renderError(w, r, statusOf(err), "History unavailable", publicReason(err))
+			return
+		}
+		if r.Header.Get("HX-Request") == "true" {
+			render(w, r, http.StatusOK, views.LogPageOf(room, msgs, earlier))
+			return
+		}
+		render(w, r, http.StatusOK, views.RoomArchive(room, msgs, earlier))
 	}
 }
 
@@ -88,13 +143,13 @@ func renderRoom(w http.ResponseWriter, r *http.Request, logger *slog.Logger, roo
 
 // renderRoomWith is renderRoom with the name form in the given state.
 func renderRoomWith(w http.ResponseWriter, r *http.Request, logger *slog.Logger, rooms RoomReader, n int, room string, status int, form views.FormState, name views.NameState) {
-	msgs, err := rooms.Recent(r.Context(), room, n)
+	msgs, earlier, err := page(r.Context(), rooms, room, 0, n)
 	if err != nil {
 		logFailure(logger, r, slog.LevelError, "load history", slog.String("room", room), slog.Any("err", err))
 		renderError(w, r, statusOf(err), "History unavailable", publicReason(err))
 		return
 	}
-	render(w, r, status, views.Room(room, msgs, form, name, presentFor(r, logger, rooms, room)))
+	render(w, r, status, views.Room(room, msgs, earlier, form, name, presentFor(r, logger, rooms, room)))
 }
 
 // render writes a component as an HTML response with status.

@@ -18,6 +18,7 @@ type Poster interface {
 // Hub is what the pages and the POST handler use of the chat hub.
 type Hub interface {
 	Poster
+	Deleter
 	Historian
 	Lobby
 	Roster

@@ -37,6 +37,10 @@ type Config struct {
 	// own per-write deadlines), from when it starts: a client that does
 	// not read is cut off. 0: no bound.
 	WriteTimeout time.Duration
+	// AdminToken is the operators' token (at least MinAdminTokenLen
+	// characters): who signs in with it may delete any message. Empty: no
+	// operators.
+	AdminToken string
 	// HSTS is the max-age of the Strict-Transport-Security header sent on
 	// responses that reached us over TLS (directly or through a trusted
 	// proxy). 0: not sent.
@@ -70,6 +74,9 @@ func NewServer(d Deps) http.Handler {
 	if len(d.Secret) < MinSecretLen {
 		panic(fmt.Sprintf("handlers: Deps.Secret is %d bytes long, want at least %d", len(d.Secret), MinSecretLen))
 	}
+	if t := d.Config.AdminToken; t != "" && len(t) < MinAdminTokenLen {
+		panic(fmt.Sprintf("handlers: Config.AdminToken is %d bytes long, want at least %d", len(t), MinAdminTokenLen))
+	}
 	r := chi.NewRouter()
 	r.Use(recoverer(d.Logger), requestLog(d.Logger), middleware.GetHead)
 	addRoutes(r, d)
@@ -94,6 +101,9 @@ func addRoutes(r chi.Router, d Deps) {
 	// Pages, posts and streams know who asks (PersonFrom); static files,
 	// health and metrics do not, and set no cookie.
 	id := identify(d.Secret, d.Config.Trusted)
+	// Operators: who they are is known where it matters.
+	ops := newOperators(d.Secret, d.Config.AdminToken)
+	op := withOperator(ops)
 	// Posts and streams have per-client limits.
 	client := withClient(d.Config.Trusted)
 	// The stream stays outside every buffering or timeout middleware.
@@ -108,8 +118,12 @@ func addRoutes(r chi.Router, d Deps) {
 		r.With(id).Get("/chat/{room}/", handleRoom(d.Logger, d.Hub, d.Config.History))
 		r.With(id).Get("/chat/{room}/log", handleLog(d.Logger, d.Hub, d.Config.History))
 		r.With(id, client, observe(d.Metrics.PostDuration)).Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config))
+		r.With(id, op).Post("/chat/{room}/messages/{seq}/delete", handleDelete(d.Logger, d.Hub, d.Metrics))
 		r.With(id).Post(views.NameURL, handleName(d.Logger, d.Hub, d.Metrics, d.Config, d.Secret))
-		r.With(id).Get("/me.css", handleMeCSS())
+		r.With(id, op).Get("/me.css", handleMeCSS())
+		r.With(id, op).Get(views.AdminURL, handleAdmin(ops))
+		r.With(id, client).Post(views.AdminLoginURL, handleAdminLogin(d.Logger, ops, d.Metrics, d.Config))
+		r.With(id, op).Post(views.AdminLogoutURL, handleAdminLogout(d.Logger, ops))
 		r.Get("/static/*", handleStatic())
 		r.Get("/favicon.ico", handleFavicon())
 		r.Get("/healthz", handleHealth(d.Logger, d.Health, d.Draining))

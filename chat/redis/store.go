@@ -324,11 +324,12 @@ func redact(rawURL string) string {
 }
 
 // roomKeys are the names of one room's keys and channel.
-type roomKeys struct{ seq, epoch, log, active, live string }
+type roomKeys struct{ seq, epoch, log, active, deleted, live string }
 
 func (s *Store) keys(room string) roomKeys {
 	base := s.opts.KeyPrefix + "room:{" + room + "}:"
-	return roomKeys{seq: base + "seq", epoch: base + "epoch", log: base + "log", active: base + "active", live: s.chanPre + room + "}:live"}
+	return roomKeys{seq: base + "seq", epoch: base + "epoch", log: base + "log", active: base + "active",
+		deleted: base + "deleted", live: s.chanPre + room + "}:live"}
 }
 
 // roomOf returns the room whose channel is ch.
@@ -372,7 +373,12 @@ func (s *Store) roomOf(ch string) (string, bool) {
 // ms), a fresh epoch, and "1" to publish with SPUBLISH (sharded Pub/Sub,
 // on a cluster: the channel has the room's hash tag, so it is in the
 // script's slot) instead of PUBLISH (one Redis, which may be Redis 5).
-var appendScript = goredis.NewScript(`
+var appendScript = goredis.NewScript(headLua + "local maxlen = ARGV[1]\n" + appendLua("", ""))
+
+// headLua (the start of appendScript and deleteScript) reads the room's
+// newest seq into cur: its counter, or the top of its stream when the
+// counter is missing.
+const headLua = `
 local cur = redis.call('GET', KEYS[1])
 if cur then
   cur = tonumber(cur)
@@ -381,12 +387,20 @@ else
   local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
   if top[1] then cur = tonumber(string.match(top[1][1], '^%d+')) end
 end
+`
+
+// appendLua is the rest of appendScript (after headLua), which
+// deleteScript shares: the append of seq cur+1, trimmed to maxlen entries.
+// fields are more stream fields for XADD (Lua: ", 'name', value"), and
+// published more fields of the published JSON (", name = value").
+func appendLua(fields, published string) string {
+	return `
 local seq = cur + 1
 local epoch = redis.call('GET', KEYS[3])
 local fresh = seq == 1 or not epoch
 if fresh then epoch = ARGV[8] end
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], string.format('%d-0', seq),
-  'author', ARGV[3], 'text', ARGV[4], 'time', ARGV[5], 'key', ARGV[6])
+redis.call('XADD', KEYS[2], 'MAXLEN', maxlen, string.format('%d-0', seq),
+  'author', ARGV[3], 'text', ARGV[4], 'time', ARGV[5], 'key', ARGV[6]` + fields + `)
 if fresh then redis.call('SET', KEYS[3], epoch) end
 redis.call('SET', KEYS[1], string.format('%d', seq))
 local active = tonumber(ARGV[7])
@@ -395,9 +409,10 @@ if prev and active <= prev then active = prev + 1 end
 redis.call('SET', KEYS[4], string.format('%d', active))
 local publish = 'PUBLISH'
 if ARGV[9] == '1' then publish = 'SPUBLISH' end
-redis.call(publish, ARGV[2], cjson.encode({seq = seq, epoch = epoch, author = ARGV[3], key = ARGV[6], text = ARGV[4], time = ARGV[5]}))
+redis.call(publish, ARGV[2], cjson.encode({seq = seq, epoch = epoch, author = ARGV[3], key = ARGV[6], text = ARGV[4], time = ARGV[5]` + published + `}))
 return {seq, epoch, active}
-`)
+`
+}
 
 // Append implements chat.Store. The message is stored, trimmed and
 // published in one atomic step, and its room's entry of the rooms index
@@ -579,7 +594,8 @@ var errNoReplica = errors.New("not yet on a replica; the message may be stored")
 // is delivered as any other.
 func (s *Store) appendReplicated(ctx context.Context, m chat.Message, keys []string, args []any, due bool) (chat.Message, error) {
 	what := fmt.Sprintf("append to %q", m.Room)
-	res, waitErr, err := s.evalAndWait(ctx, keys, args)
+	reply, waitErr, err := s.evalAndWait(ctx, appendScript, keys, args)
+	res, _ := reply.([]any) // anything else: appended reports it
 	var idx *goredis.Cmd
 	if due {
 		idx = indexScript.Run(ctx, s.client, []string{s.roomsKeyOf(m.Room)}, m.Time.UnixMilli(), m.Room)
@@ -600,11 +616,13 @@ func (s *Store) appendReplicated(ctx context.Context, m chat.Message, keys []str
 	return out, nil
 }
 
-// evalAndWait runs appendScript on one connection to the master of the
-// room's slot and then WAIT on it: err means the script failed (it may
-// still have run when the reply was lost), waitErr that it returned res
-// but too few replicas confirmed it (errNoReplica, or WAIT's own error).
-func (s *Store) evalAndWait(ctx context.Context, keys []string, args []any) (res []any, waitErr, err error) {
+// evalAndWait runs sc (appendScript or deleteScript) on one connection to
+// the master of the room's slot and then WAIT on it: err means the script
+// failed (it may still have run when the reply was lost), waitErr that it
+// returned res but too few replicas confirmed it (errNoReplica, or WAIT's
+// own error). A reply that is a number (deleteScript's refusal: nothing
+// was written) is returned without a WAIT.
+func (s *Store) evalAndWait(ctx context.Context, sc *goredis.Script, keys []string, args []any) (res any, waitErr, err error) {
 	var node *goredis.Client
 	if s.cluster != nil {
 		if node, err = s.cluster.MasterForKey(ctx, keys[0]); err != nil {
@@ -615,16 +633,19 @@ func (s *Store) evalAndWait(ctx context.Context, keys []string, args []any) (res
 	}
 	conn := node.Conn() // one connection for both commands
 	defer conn.Close()
-	res, err = appendScript.EvalSha(ctx, conn, keys, args...).Slice()
+	res, err = sc.EvalSha(ctx, conn, keys, args...).Result()
 	if isNoScript(err) {
 		// The script did not run (a new or flushed node): load it there.
-		if err = appendScript.Load(ctx, conn).Err(); err != nil {
+		if err = sc.Load(ctx, conn).Err(); err != nil {
 			return nil, nil, err
 		}
-		res, err = appendScript.EvalSha(ctx, conn, keys, args...).Slice()
+		res, err = sc.EvalSha(ctx, conn, keys, args...).Result()
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if _, refused := res.(int64); refused {
+		return res, nil, nil
 	}
 	// go-redis reads WAIT's reply within its timeout plus 10 s: the
 	// context bounds a master that hangs instead.
@@ -653,7 +674,8 @@ func appendReply(res []any) (seq int64, epoch string, active int64, ok bool) {
 
 // Since implements chat.Store. The messages carry the epoch the room had
 // when they were read (read with them, in one MULTI/EXEC): "" for a room
-// stored before epochs and not appended to since.
+// stored before epochs and not appended to since. Deleted messages are
+// placeholders (see query).
 func (s *Store) Since(ctx context.Context, room string, after int64, limit int) ([]chat.Message, error) {
 	what := fmt.Sprintf("since in %q", room)
 	if err := s.check(ctx, what); err != nil {
@@ -662,16 +684,14 @@ func (s *Store) Since(ctx context.Context, room string, after int64, limit int) 
 	if limit <= 0 || after == math.MaxInt64 {
 		return nil, nil
 	}
-	snap, err := s.read(ctx, room, func(p goredis.Pipeliner, log string) *goredis.XMessageSliceCmd {
-		return p.XRangeN(ctx, log, entryID(max(after, 0)+1), "+", int64(limit))
-	})
+	_, msgs, err := s.query(ctx, room, query{kind: sinceQuery, after: max(after, 0), n: limit}, nil, nil)
 	if err != nil {
-		return nil, s.fail(ctx, what, err)
+		return nil, s.failRead(ctx, what, err)
 	}
-	return decodeEntries(room, snap.epoch, snap.entries, false)
+	return msgs, nil
 }
 
-// Recent implements chat.Store, with epochs as Since.
+// Recent implements chat.Store, with epochs and placeholders as Since.
 func (s *Store) Recent(ctx context.Context, room string, n int) ([]chat.Message, error) {
 	what := fmt.Sprintf("recent in %q", room)
 	if err := s.check(ctx, what); err != nil {
@@ -680,13 +700,27 @@ func (s *Store) Recent(ctx context.Context, room string, n int) ([]chat.Message,
 	if n <= 0 {
 		return nil, nil
 	}
-	snap, err := s.read(ctx, room, func(p goredis.Pipeliner, log string) *goredis.XMessageSliceCmd {
-		return p.XRevRangeN(ctx, log, "+", "-", int64(n))
-	})
+	_, msgs, err := s.query(ctx, room, query{kind: recentQuery, n: n}, nil, nil)
 	if err != nil {
-		return nil, s.fail(ctx, what, err)
+		return nil, s.failRead(ctx, what, err)
 	}
-	return decodeEntries(room, snap.epoch, snap.entries, true)
+	return msgs, nil
+}
+
+// Before implements chat.Store, with epochs and placeholders as Since.
+func (s *Store) Before(ctx context.Context, room string, before int64, n int) ([]chat.Message, error) {
+	what := fmt.Sprintf("before in %q", room)
+	if err := s.check(ctx, what); err != nil {
+		return nil, err
+	}
+	if n <= 0 || before <= 1 {
+		return nil, nil
+	}
+	_, msgs, err := s.query(ctx, room, query{kind: beforeQuery, before: before, n: n}, nil, nil)
+	if err != nil {
+		return nil, s.failRead(ctx, what, err)
+	}
+	return msgs, nil
 }
 
 // snapshot is what read returns: one room's counter, epoch and entries as

@@ -25,6 +25,13 @@
 // per-room epochs keep the file's old epoch, so cursors survive the
 // upgrade.) The writer queues each committed batch for the watchers in
 // commit order, which is seq order within a room (chat.Watchers).
+//
+// Delete is a request of the writer's queue like Append, committed in its
+// batch (delete.go): the message's body is emptied and the deletion
+// record appended with the room's next seq in one transaction. The writer's
+// connection runs with secure_delete, so the freed bytes of the old text
+// are zeroed; older copies of the page stay in the write-ahead log until it
+// is checkpointed and reused.
 package sqlite
 
 import (
@@ -83,7 +90,8 @@ type Options struct {
 	BusyTimeout time.Duration
 	// MaxBatch bounds the appends committed in one transaction.
 	MaxBatch int
-	// MaxReaders bounds the connections that serve Since and Recent.
+	// MaxReaders bounds the connections that serve Since, Recent and
+	// Before.
 	MaxReaders int
 	// TrimBatch bounds the old messages deleted from one room in one
 	// transaction, beyond those pushed out by the transaction's appends, so
@@ -163,6 +171,7 @@ type Store struct {
 	rdb    *sql.DB // read-only pool
 	since  *sql.Stmt
 	recent *sql.Stmt
+	before *sql.Stmt
 }
 
 var (
@@ -172,13 +181,16 @@ var (
 
 // Stats counts what a Store has done since Open.
 type Stats struct {
-	// Appends is the number of messages committed.
+	// Appends is the number of messages committed, deletion records
+	// (Store.Delete) included.
 	Appends int64
 	// Commits is the number of transactions that committed appends; with
 	// concurrent posters it is lower than Appends (group commit).
 	Commits int64
-	// FailedAppends is the number of appends answered with an error by the
-	// writer (a failed transaction fails every append in it).
+	// FailedAppends is the number of appends (and deletions) answered
+	// with an error by the writer because their transaction failed (a
+	// failed transaction fails every request in it); a deletion refused
+	// (chat.ErrNotFound…) is not counted.
 	FailedAppends int64
 	// Trimmed is the number of messages deleted by retention.
 	Trimmed int64
@@ -256,6 +268,12 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 		"_pragma=journal_mode(wal)",
 		"_pragma=synchronous(full)",
 		"_pragma=foreign_keys(1)",
+		// A deleted message's text is erased, not hidden (Store.Delete):
+		// SQLite zeroes the bytes a row update or delete frees, in the
+		// page and in freed (overflow) pages, instead of leaving them in
+		// free space. Earlier versions of a page stay in the log until a
+		// checkpoint overwrites the file and the log is reused.
+		"_pragma=secure_delete(1)",
 		"_pragma=journal_size_limit(67108864)", // truncate the log back to 64 MiB after a checkpoint
 		"_txlock=immediate",                    // take the write lock at BEGIN, never mid-transaction
 	})...))
@@ -301,17 +319,26 @@ func Open(ctx context.Context, path string, opts Options) (_ *Store, err error) 
 	// The newest retention seqs of a room are the only ones that count:
 	// rows below them may still be waiting for the trimmer.
 	if s.since, err = s.rdb.PrepareContext(ctx, `
-		SELECT r.epoch, m.seq, m.author, m.author_key, m.body, m.time_us
+		SELECT `+messageColumns+`
 		FROM rooms r JOIN messages m ON m.room_id = r.id
 		WHERE r.name = ?1 AND m.seq > max(?2, r.last_seq - ?3)
 		ORDER BY m.seq LIMIT ?4`); err != nil {
 		return nil, err
 	}
 	if s.recent, err = s.rdb.PrepareContext(ctx, `
-		SELECT r.epoch, m.seq, m.author, m.author_key, m.body, m.time_us
+		SELECT `+messageColumns+`
 		FROM rooms r JOIN messages m ON m.room_id = r.id
 		WHERE r.name = ?1 AND m.seq > r.last_seq - ?2
 		ORDER BY m.seq`); err != nil {
+		return nil, err
+	}
+	// Newest first, so LIMIT keeps the newest: one range of the primary
+	// key read backwards from ?2, which Before reverses.
+	if s.before, err = s.rdb.PrepareContext(ctx, `
+		SELECT `+messageColumns+`
+		FROM rooms r JOIN messages m ON m.room_id = r.id
+		WHERE r.name = ?1 AND m.seq < ?2 AND m.seq > r.last_seq - ?3
+		ORDER BY m.seq DESC LIMIT ?4`); err != nil {
 		return nil, err
 	}
 
@@ -404,6 +431,65 @@ func (s *Store) Recent(ctx context.Context, room string, n int) ([]chat.Message,
 	return msgs, nil
 }
 
+// Before implements chat.Store: up to n messages of room with Seq < before,
+// the newest of those (never one beyond the room's retention), oldest
+// first, from a consistent snapshot.
+func (s *Store) Before(ctx context.Context, room string, before int64, n int) ([]chat.Message, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, fmt.Errorf("before in %q: %w", room, err)
+	}
+	if n <= 0 || before <= 1 {
+		return nil, nil
+	}
+	k := min(int64(n), s.retention)
+	msgs, err := s.query(ctx, s.before, room, k, room, before, s.retention, k)
+	if err != nil {
+		return nil, fmt.Errorf("before in %q: %w", room, err)
+	}
+	slices.Reverse(msgs)
+	return msgs, nil
+}
+
+// Delete implements chat.Store. Like Append, it queues the deletion for the
+// writer and waits for its transaction: the writer looks the message up,
+// erases its body and appends the deletion record with the room's next seq
+// in one transaction, serialised with the appends of its batch, and queues
+// the record for the watchers in commit order like an appended message. It
+// returns the record (Deletes = d.Seq, AuthorKey = d.By, Time = d.Time cut
+// to microseconds). A refused deletion (chat.ErrNotFound, ErrNotAuthor,
+// ErrAlreadyDeleted) changes nothing and uses no seq. The ctx, busy and
+// database errors are those of Append.
+func (s *Store) Delete(ctx context.Context, d chat.Deletion) (chat.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return chat.Message{}, fmt.Errorf("delete %d in %q: %w", d.Seq, d.Room, err)
+	}
+	d.Time = d.Time.Truncate(time.Microsecond)
+	rec := chat.Message{Room: d.Room, AuthorKey: d.By, Time: d.Time, Deletes: d.Seq}
+	req := &appendReq{ctx: ctx, m: rec, del: &d, done: make(chan appendResult, 1)}
+	s.mu.RLock()
+	if s.closed.Load() {
+		s.mu.RUnlock()
+		return chat.Message{}, fmt.Errorf("delete %d in %q: %w", d.Seq, d.Room, chat.ErrClosed)
+	}
+	select {
+	case s.w.reqs <- req:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return chat.Message{}, fmt.Errorf("delete %d in %q: %w", d.Seq, d.Room, ctx.Err())
+	}
+	select {
+	case res := <-req.done:
+		if res.err != nil {
+			return chat.Message{}, fmt.Errorf("delete %d in %q: %w", d.Seq, d.Room, mapErr(res.err))
+		}
+		rec.Seq, rec.Epoch = res.seq, res.epoch
+		return rec, nil
+	case <-ctx.Done():
+		return chat.Message{}, fmt.Errorf("delete %d in %q: %w (the message may still be deleted)", d.Seq, d.Room, ctx.Err())
+	}
+}
+
 // check answers for a read that cannot start: the caller's context ended,
 // or the store is closed.
 func (s *Store) check(ctx context.Context) error {
@@ -415,6 +501,10 @@ func (s *Store) check(ctx context.Context) error {
 	}
 	return nil
 }
+
+// messageColumns are the columns every read selects, in the order query
+// scans them, from rooms r and messages m.
+const messageColumns = `r.epoch, m.seq, m.author, m.author_key, m.body, m.time_us, m.deleted, m.deletes`
 
 // query runs a read (its caller has checked the store) and scans its
 // messages; most bounds the rows it can return, for the first allocation.
@@ -430,7 +520,7 @@ func (s *Store) query(ctx context.Context, stmt *sql.Stmt, room string, most int
 	for rows.Next() {
 		m := chat.Message{Room: room}
 		var us int64
-		if err := rows.Scan(&rawEpoch, &m.Seq, &m.Author, &m.AuthorKey, &m.Text, &us); err != nil {
+		if err := rows.Scan(&rawEpoch, &m.Seq, &m.Author, &m.AuthorKey, &m.Text, &us, &m.Deleted, &m.Deletes); err != nil {
 			return nil, err
 		}
 		if string(rawEpoch) != epoch {
@@ -522,7 +612,7 @@ func (s *Store) Close() error {
 	}
 	close(s.w.quit)
 	<-s.w.done
-	err := errors.Join(s.w.close(), s.since.Close(), s.recent.Close(), s.rdb.Close(), s.wdb.Close())
+	err := errors.Join(s.w.close(), s.since.Close(), s.recent.Close(), s.before.Close(), s.rdb.Close(), s.wdb.Close())
 	if err != nil {
 		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
 	}

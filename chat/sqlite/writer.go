@@ -11,10 +11,13 @@ import (
 	"github.com/hxchat/hxchat/chat"
 )
 
-// appendReq is one Append waiting for the writer.
+// appendReq is one Append, or one Delete, waiting for the writer.
 type appendReq struct {
-	ctx  context.Context
-	m    chat.Message
+	ctx context.Context
+	// m is the message to append; for a Delete, the deletion record.
+	m chat.Message
+	// del is the Delete's request, nil for an Append.
+	del  *chat.Deletion
 	done chan appendResult // buffered: the writer never waits for the caller
 }
 
@@ -49,6 +52,10 @@ type writer struct {
 	reqs chan *appendReq
 	quit chan struct{} // closed by Close once no more requests can be queued
 	done chan struct{} // closed when run returns
+
+	// Store.Delete (delete.go): look the message up, erase it, insert
+	// the record.
+	lookup, erase, insertRecord *sql.Stmt
 
 	// Only run touches what follows, but for the counters.
 
@@ -120,6 +127,9 @@ func newWriter(ctx context.Context, db *sql.DB, opts Options, watchers *chat.Wat
 			(SELECT min(seq) FROM messages WHERE room_id = ?1) + ?3 - 1)`); err != nil {
 		return nil, err
 	}
+	if err := w.prepareDelete(ctx); err != nil {
+		return nil, err
+	}
 	if err := w.prepareEvict(ctx, opts); err != nil {
 		return nil, err
 	}
@@ -148,7 +158,7 @@ func newWriter(ctx context.Context, db *sql.DB, opts Options, watchers *chat.Wat
 // close releases the prepared statements.
 func (w *writer) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{w.upsert, w.insert, w.trim, w.evictMsgs, w.evictRoom, w.expire, w.probe} {
+	for _, st := range []*sql.Stmt{w.upsert, w.insert, w.trim, w.lookup, w.erase, w.insertRecord, w.evictMsgs, w.evictRoom, w.expire, w.probe} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -268,13 +278,24 @@ func (w *writer) commit(batch []*appendReq) {
 		return
 	}
 	w.commits.Add(1)
-	w.appends.Add(int64(len(live)))
+	w.appends.Add(int64(len(live) - len(res.refused)))
 	w.applyTrims(res.trims)
-	w.committed(res.touched, res.created)
+	if len(res.touched) > 0 {
+		// A batch of nothing but refused deletions changed nothing: the rooms
+		// of the batch before stay spared.
+		w.committed(res.touched, res.created)
+	}
 	for i, r := range live {
+		if err := res.refused[i]; err != nil {
+			r.done <- appendResult{err: err}
+			continue
+		}
 		r.done <- appendResult{seq: res.seqs[i], epoch: res.epochs[i]}
 	}
 	for i, r := range live {
+		if res.seqs[i] == 0 {
+			continue // a refused deletion: nothing was appended
+		}
 		// Queued in commit order; the fan-out runs on a goroutine of
 		// its own, so the next batch never waits for it. Unwatched rooms
 		// (most, on a busy server) cost nothing.
@@ -295,8 +316,9 @@ type touch struct{ last, appended int64 }
 
 // batchResult is what the transaction of one batch did.
 type batchResult struct {
-	seqs    []int64
+	seqs    []int64 // 0 for a refused deletion
 	epochs  []string
+	refused map[int]error // by index in the batch: the deletions refused (nil without any)
 	trims   []trimResult
 	touched map[int64]touch // by room id
 	created int64           // rooms
@@ -322,12 +344,30 @@ func (w *writer) write(batch []*appendReq) (res batchResult, err error) {
 	for i, r := range batch {
 		var room, seq int64
 		var epoch string
+		if r.del != nil {
+			refused, err := w.eraseMessage(ctx, tx, r.del)
+			if err != nil {
+				return res, err
+			}
+			if refused != nil {
+				if res.refused == nil {
+					res.refused = make(map[int]error)
+				}
+				res.refused[i] = refused
+				continue
+			}
+		}
 		// The new epoch is used only if the room is new; making one is
 		// cheaper than asking first.
 		if err := upsert.QueryRowContext(ctx, r.m.Room, r.m.Time.UnixMicro(), chat.NewEpoch()).Scan(&room, &seq, &epoch); err != nil {
 			return res, err
 		}
-		if _, err := insert.ExecContext(ctx, room, seq, r.m.Author, r.m.AuthorKey, r.m.Text, r.m.Time.UnixMicro()); err != nil {
+		if r.del != nil {
+			err = w.insertRec(ctx, tx, room, seq, r.m)
+		} else {
+			_, err = insert.ExecContext(ctx, room, seq, r.m.Author, r.m.AuthorKey, r.m.Text, r.m.Time.UnixMicro())
+		}
+		if err != nil {
 			return res, err
 		}
 		if seq == 1 {

@@ -83,6 +83,7 @@ type options struct {
 	logLevel         string
 	logFormat        string
 	secret           string
+	adminToken       string
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -150,6 +151,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error (debug logs every request)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&o.secret, "secret", "", "secret (at least 16 characters) that signs identity cookies; every node must have the same; prefer HXCHAT_SECRET, which other users cannot see (default: a random one kept in the store)")
+	fs.StringVar(&o.adminToken, "admin-token", "", "operators' token (at least 16 characters): who signs in with it at /admin may delete any message; prefer HXCHAT_ADMIN_TOKEN, which other users cannot see (default: no operators)")
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -222,6 +224,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		return o, errors.New("-idle-timeout must be positive")
 	case o.secret != "" && utf8.RuneCountInString(o.secret) < minSecretChars:
 		return o, fmt.Errorf("-secret must be at least %d characters long", minSecretChars)
+	case o.adminToken != "" && utf8.RuneCountInString(o.adminToken) < minSecretChars:
+		return o, fmt.Errorf("-admin-token must be at least %d characters long", minSecretChars)
 	}
 	return o, nil
 }
@@ -351,7 +355,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Config: handlers.Config{
 			History: o.history, MaxBody: o.maxBody,
 			PostRate: o.postRate, PostBurst: o.postBurst, Trusted: o.trusted,
-			WriteTimeout: o.writeTimeout, HSTS: o.hsts,
+			WriteTimeout: o.writeTimeout, HSTS: o.hsts, AdminToken: o.adminToken,
 		},
 		Health:   health,
 		Draining: draining.Load,
