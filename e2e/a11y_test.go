@@ -60,8 +60,9 @@ type a11yReport struct {
 // that every control has a name.
 func TestAccessibleMarkup(t *testing.T) {
 	b := newBrowser(t)
-	srv := startServer(t)
+	srv := startServer(t, "-admin-token", "a11y-operator-token-1234")
 	srv.post(t, "a11y", "hello")
+	srv.post(t, "a11y", "https://example.com/a link")
 	w := b.newWindow("JavaScript window")
 	plain := b.newWindow("no-JavaScript window", withoutJavaScript())
 	pages := []struct {
@@ -74,6 +75,9 @@ func TestAccessibleMarkup(t *testing.T) {
 		{"room", w, srv.roomURL("a11y"), true},
 		{"room without JavaScript", plain, srv.roomURL("a11y"), true},
 		{"log frame page", plain, srv.roomURL("a11y") + "log", false},
+		{"earlier messages", w, srv.roomURL("a11y") + "?before=3", false},
+		{"earlier messages without JavaScript", plain, srv.roomURL("a11y") + "?before=3", false},
+		{"operators", w, srv.URL + "/admin", false},
 	}
 	for _, p := range pages {
 		p.w.do(chromedp.Navigate(p.url))
@@ -81,7 +85,7 @@ func TestAccessibleMarkup(t *testing.T) {
 		if got.Lang == "" {
 			t.Errorf("%s: <html> has no lang", p.name)
 		}
-		if p.name != "log frame page" && len(got.Controls) == 0 {
+		if !strings.HasPrefix(p.name, "log frame") && !strings.HasPrefix(p.name, "earlier") && len(got.Controls) == 0 {
 			t.Errorf("%s: found no form controls to check", p.name)
 		}
 		for _, c := range got.Controls {
@@ -164,18 +168,11 @@ const (
 	}))`
 )
 
-// The whole chat works with the keyboard alone: Tab reaches every control
-// with a visible focus, Enter in the one-line input sends, and the form is
-// ready for the next message. Messages sent with line breaks by another
-// client show them, and arriving messages never move the page's parts.
-func TestKeyboardOnly(t *testing.T) {
-	b := newBrowser(t)
-	srv := startServer(t)
-	w := b.newWindow("keyboard window")
-	w.open(srv.roomURL("keys"))
-	before := eval[map[string]string](w, jsBoxes)
-
-	// Tab from the top of the page through every control.
+// tabThrough tabs from the top of w's page through every control and
+// fails the test unless Tab reaches each one that is shown, with a
+// visible focus indicator. It returns the Tab order.
+func tabThrough(t *testing.T, w *window) []string {
+	t.Helper()
 	want := eval[[]string](w, jsFocusables)
 	// Start where a fresh page starts: a click in the empty top left corner
 	// leaves nothing focused and moves the focus navigation starting point
@@ -199,6 +196,21 @@ func TestKeyboardOnly(t *testing.T) {
 			t.Errorf("Tab never reaches %s; it visits %q", c, seen)
 		}
 	}
+	return seen
+}
+
+// The whole chat works with the keyboard alone: Tab reaches every control
+// with a visible focus, Enter in the one-line input sends, and the form is
+// ready for the next message. Messages sent with line breaks by another
+// client show them, and arriving messages never move the page's parts.
+func TestKeyboardOnly(t *testing.T) {
+	b := newBrowser(t)
+	srv := startServer(t)
+	w := b.newWindow("keyboard window")
+	w.open(srv.roomURL("keys"))
+	before := eval[map[string]string](w, jsBoxes)
+
+	tabThrough(t, w)
 
 	// Tab on to the message input, type and press Enter.
 	for i := 0; eval[focusStop](w, jsFocused).What != "#message"; i++ {
@@ -240,4 +252,52 @@ func TestKeyboardOnly(t *testing.T) {
 	if after := eval[map[string]string](w, jsBoxes); !maps.Equal(before, after) {
 		t.Errorf("the page's parts moved when messages arrived:\nbefore %v\nafter  %v", before, after)
 	}
+}
+
+// The new controls work with the keyboard alone: Tab reaches the delete
+// control of each of the viewer's messages and "Load earlier messages",
+// with a visible focus, and Enter on them deletes and pages back.
+func TestKeyboardDeleteAndLoadEarlier(t *testing.T) {
+	b := newBrowser(t)
+	srv := startServer(t, "-history", "3")
+	srv.post(t, "keys2", "someone else's")
+	w := b.newWindow("keyboard window")
+	room := srv.roomURL("keys2")
+	w.open(room)
+	for _, m := range []string{"mine 1", "mine 2", "mine 3"} {
+		w.send(m)
+		w.waitMessage(m)
+	}
+	w.open(room) // the page now starts with "Load earlier messages"
+	seen := tabThrough(t, w)
+	var deletes int
+	for _, s := range seen {
+		if strings.HasPrefix(s, "button[Delete") {
+			deletes++
+		}
+	}
+	if deletes != 3 || !slices.ContainsFunc(seen, func(s string) bool { return strings.HasPrefix(s, "a[Load earlier") }) {
+		t.Errorf("Tab order %q: want the 3 delete controls of the viewer's messages and Load earlier", seen)
+	}
+
+	// Tab to the delete control of "mine 2" and press Enter.
+	id := eval[string](w, jsMsgIDOf, "mine 2")
+	focusOn := func(what, sel string) {
+		t.Helper()
+		for i := 0; !eval[bool](w, `(sel) => document.activeElement === document.querySelector(sel)`, sel); i++ {
+			if i > 30 {
+				t.Fatalf("Tab does not reach %s", what)
+			}
+			w.do(chromedp.KeyEvent(kb.Tab))
+		}
+	}
+	w.do(chromedp.MouseClickXY(2, 2))
+	focusOn("the delete control of mine 2", "#"+id+" .delete button")
+	w.do(chromedp.KeyEvent(kb.Enter))
+	w.waitFor(liveTimeout, "Enter on the delete control deletes", jsIsPlaceholder, id)
+
+	w.do(chromedp.MouseClickXY(2, 2))
+	focusOn("Load earlier messages", "#earlier a")
+	w.do(chromedp.KeyEvent(kb.Enter))
+	w.waitMessage("someone else's")
 }

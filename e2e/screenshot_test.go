@@ -24,7 +24,7 @@ func TestScreenshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newBrowser(t)
-	srv := startServer(t)
+	srv := startServer(t, "-admin-token", "screenshot-admin-token", "-history", "6")
 	const room = "lobby"
 	for _, m := range []string{
 		"Welcome to the lobby!",
@@ -50,6 +50,15 @@ func TestScreenshots(t *testing.T) {
 	w.send("   ")
 	w.waitFor(liveTimeout, "the reason is shown", `() => !!document.getElementById('message-error')`)
 	shoot(t, w, dir, "room-error.png")
+	w.send("A link: https://example.com/docs/getting-started, and a deleted message above")
+	w.waitMessage("A link: https://example.com/docs/getting-started, and a deleted message above")
+	w.deleteOwn("보내기: typed in the browser")
+	w.waitFor(liveTimeout, "the placeholder", `() => !!document.querySelector('#log .msg.deleted')`)
+	shoot(t, w, dir, "room-own-messages.png")
+	w.do(chromedp.Navigate(srv.roomURL(room) + "?before=3"))
+	shoot(t, w, dir, "room-earlier.png")
+	w.do(chromedp.Navigate(srv.URL + "/admin"))
+	shoot(t, w, dir, "admin.png")
 
 	phone := b.newWindow("phone", withViewport(390, 844))
 	phone.open(srv.roomURL(room))
