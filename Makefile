@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCursor$$' -fuzztime $(or $(FUZZTIME),50000x) ./handlers/
 	$(GO) test -run '^$$' -fuzz '^FuzzRoomRoute$$' -fuzztime $(or $(FUZZTIME),20000x) ./handlers/
 	$(GO) test -run '^$$' -fuzz '^FuzzSSEFraming$$' -fuzztime $(or $(FUZZTIME),3000x) ./handlers/
+	$(GO) test -run '^$$' -fuzz '^FuzzLinkify$$' -fuzztime $(or $(FUZZTIME),100000x) ./views/
 
 # The load tool against a real server (100 subscribers, 2 rooms, 5 s); part
 # of `make test` too. Needs the htmx files (assets) in the server binary.

@@ -35,6 +35,15 @@ func (s *countingStore) Append(ctx context.Context, m chat.Message) (chat.Messag
 	return m, err
 }
 
+// Delete counts as an append: it stores a deletion record.
+func (s *countingStore) Delete(ctx context.Context, d chat.Deletion) (chat.Message, error) {
+	m, err := s.Store.Delete(ctx, d)
+	if err == nil {
+		s.appends.Add(1)
+	}
+	return m, err
+}
+
 // badRequest is one request of TestBadInput.
 type badRequest struct {
 	name   string
@@ -375,6 +384,23 @@ func TestBadInput(t *testing.T) {
 		{name: "ListLastEventID", target: "/chat/lobby/events", header: map[string]string{"Last-Event-ID": "1,2"}, status: 200, stream: true},
 		{name: "GiantLastEventID", target: "/chat/lobby/events", header: map[string]string{"Last-Event-ID": strings.Repeat("9", 60000)}, status: 200, stream: true},
 		{name: "InvalidUTF8EpochAfter", target: "/chat/lobby/events?after=1-%FF", status: 200, stream: true},
+
+		// Deletion, scroll back and operators.
+		{name: "DeleteUnknownSeq", method: http.MethodPost, target: "/chat/lobby/messages/1/delete", status: 404, reason: "There is no such message in this room"},
+		{name: "DeleteWordSeq", method: http.MethodPost, target: "/chat/lobby/messages/x/delete", status: 400, reason: "That is not a message number."},
+		{name: "DeleteHugeSeq", method: http.MethodPost, target: "/chat/lobby/messages/99999999999999999999/delete", status: 400, reason: "That is not a message number."},
+		{name: "DeleteBadRoom", method: http.MethodPost, target: "/chat/%2E%2E/messages/1/delete", status: 400, reason: `room name ".." is reserved`},
+		{name: "GetDelete", target: "/chat/lobby/messages/1/delete", status: 405, reason: "GET is not allowed here.", allow: "POST"},
+		{name: "DeleteCrossSite", method: http.MethodPost, target: "/chat/lobby/messages/1/delete", header: map[string]string{"Sec-Fetch-Site": "cross-site"}, status: 403, reason: "This request came from another site"},
+		{name: "BeforeWord", target: "/chat/lobby/?before=abc", status: 400, reason: "?before= takes a message number"},
+		{name: "BeforeZero", target: "/chat/lobby/?before=0", status: 400, reason: "?before= takes a message number"},
+		{name: "BeforeNegative", target: "/chat/lobby/?before=-1", status: 400, reason: "?before= takes a message number"},
+		{name: "BeforeEmpty", target: "/chat/lobby/?before=", status: 400, reason: "?before= takes a message number"},
+		{name: "BeforeTwice", target: "/chat/lobby/?before=1&before=2", status: 400, reason: "?before= takes a message number"},
+		{name: "BeforeHuge", target: "/chat/lobby/?before=99999999999999999999", status: 400, reason: "?before= takes a message number"},
+		{name: "AdminLoginNoOperators", method: http.MethodPost, target: "/admin/login", body: "token=x", status: 404, reason: "Operators are not enabled on this server."},
+		{name: "GetAdminLogin", target: "/admin/login", status: 405, reason: "GET is not allowed here.", allow: "POST"},
+		{name: "AdminLoginCrossSite", method: http.MethodPost, target: "/admin/login", body: "token=x", header: map[string]string{"Sec-Fetch-Site": "cross-site"}, status: 403, reason: "This request came from another site"},
 
 		// Duplicate fields are not refused today: PostForm.Get takes the
 		// first value. Pinned here; refusing them is a proposed change.
