@@ -539,6 +539,8 @@ type liveMessage struct {
 	Key    string `json:"key"`
 	Text   string `json:"text"`
 	Time   string `json:"time"`
+	// Deletes is a deletion record's (deleteScript); absent on messages.
+	Deletes int64 `json:"deletes,omitempty"`
 }
 
 // live handles a message from the channel.
@@ -602,7 +604,10 @@ func decodeLive(name, payload string) (chat.Message, error) {
 	if lm.Seq <= 0 {
 		return chat.Message{}, fmt.Errorf("bad seq %d", lm.Seq)
 	}
-	return chat.Message{Room: name, Seq: lm.Seq, Epoch: lm.Epoch, Author: lm.Author, AuthorKey: lm.Key, Text: lm.Text, Time: t}, nil
+	if lm.Deletes < 0 {
+		return chat.Message{}, fmt.Errorf("seq %d: bad deletes %d", lm.Seq, lm.Deletes)
+	}
+	return chat.Message{Room: name, Seq: lm.Seq, Epoch: lm.Epoch, Author: lm.Author, AuthorKey: lm.Key, Text: lm.Text, Time: t, Deletes: lm.Deletes}, nil
 }
 
 // catchUp delivers what the stream holds after r.last. When Redis cannot be
@@ -640,10 +645,17 @@ func (s *Store) fill(r *room) error {
 	for {
 		after := r.last
 		var top *goredis.XMessageSliceCmd // the newest entry, read with the rest
-		snap, err := s.read(s.ctx, r.name, func(p goredis.Pipeliner, log string) *goredis.XMessageSliceCmd {
-			top = p.XRevRangeN(s.ctx, log, "+", "-", 1)
-			return p.XRangeN(s.ctx, log, entryID(after+1), "+", fillBatch)
-		})
+		var bad int64                     // the newest entry skipped as unreadable
+		snap, msgs, err := s.query(s.ctx, r.name, query{kind: sinceQuery, after: after, n: fillBatch},
+			func(p goredis.Pipeliner) { top = p.XRevRangeN(s.ctx, s.keys(r.name).log, "+", "-", 1) },
+			func(id string, err error) {
+				// Nothing will make it readable: skip it rather than stall.
+				s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: skipping a bad stream entry",
+					slog.String("room", r.name), slog.String("id", id), slog.Any("err", err))
+				if seq, perr := entrySeq(id); perr == nil {
+					bad = max(bad, seq)
+				}
+			})
 		if err != nil {
 			return err
 		}
@@ -665,20 +677,13 @@ func (s *Store) fill(r *room) error {
 				continue
 			}
 		}
-		for _, x := range snap.entries {
-			m, err := decodeEntry(r.name, x)
-			if err != nil {
-				// Nothing will make it readable: skip it rather than stall.
-				s.opts.Logger.LogAttrs(s.ctx, slog.LevelWarn, "redis fan-out: skipping a bad stream entry",
-					slog.String("room", r.name), slog.String("id", x.ID), slog.Any("err", err))
-				if seq, perr := entrySeq(x.ID); perr == nil && seq > r.last {
-					r.last = seq
-				}
-				continue
-			}
+		// Entries, and placeholders for the deleted messages among them
+		// (an XDEL hole is not a loss: see query).
+		for _, m := range msgs {
 			s.deliver(r, m)
 		}
-		if len(snap.entries) == fillBatch {
+		r.last = max(r.last, bad)
+		if len(snap.entries) == fillBatch && r.last > after {
 			continue
 		}
 		// The room's newest seq, as the next append will see it: a counter

@@ -170,11 +170,12 @@ func (s *Store) sweepFailed(what string, err error) {
 // keys, {0, 0} when there were none (another node was first), {-1,
 // activity} when the room is kept.
 //
-// KEYS: activity, seq counter, epoch, stream. ARGV: the room's score.
+// KEYS: activity, seq counter, epoch, stream, deleted set. ARGV: the
+// room's score.
 var evictScript = goredis.NewScript(`
 local active = redis.call('GET', KEYS[1])
 if active and tonumber(active) > tonumber(ARGV[1]) then return {-1, tonumber(active)} end
-if redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) > 0 then return {1, 0} end
+if redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]) > 0 then return {1, 0} end
 return {0, 0}
 `)
 
@@ -226,16 +227,20 @@ end
 // older. The index's score, which picked the room, may lag the activity
 // (posted to since, or Append's throttle). A room without an active key
 // (written before there was one) goes by its score. It returns {how many
-// entries it deleted, 0}, or {-1, activity} when the room is kept.
+// entries it deleted, 0}, or {-1, activity} when the room is kept. The
+// deleted set (see delete.go) goes with the stream.
 //
-// KEYS: activity, stream, seq counter. ARGV: the cutoff.
+// KEYS: activity, stream, seq counter, deleted set. ARGV: the cutoff.
 var dropScript = goredis.NewScript(`
 local active = redis.call('GET', KEYS[1])
 if active and tonumber(active) >= tonumber(ARGV[1]) then return {-1, tonumber(active)} end
 local n = redis.call('XLEN', KEYS[2])
-if n == 0 then return {0, 0} end
+if n == 0 then
+  redis.call('UNLINK', KEYS[4])
+  return {0, 0}
+end
 ` + keepCounter + `
-redis.call('UNLINK', KEYS[2])
+redis.call('UNLINK', KEYS[2], KEYS[4])
 return {n, 0}
 `)
 
@@ -245,9 +250,12 @@ return {n, 0}
 // counts them and trims that many from the front (XTRIM MAXLEN: Redis 5
 // has no MINID), or deletes the stream, keeping the counter, when that is
 // all of it. It returns how many it removed, or -1 for another epoch.
+// The deleted messages (see delete.go) up to that id go too (all of them
+// with the stream); a deleted one between it and the first entry left
+// stays until a later trim passes it: its time is not read.
 //
-// KEYS: epoch, stream, seq counter. ARGV: the epoch read, the newest id to
-// remove, how many entries the caller read up to it.
+// KEYS: epoch, stream, seq counter, deleted set. ARGV: the epoch read, the
+// newest id to remove, how many entries the caller read up to it.
 var trimScript = goredis.NewScript(`
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return -1 end
 local n = #redis.call('XRANGE', KEYS[2], '-', ARGV[2], 'COUNT', ARGV[3])
@@ -255,10 +263,11 @@ if n == 0 then return 0 end
 local len = redis.call('XLEN', KEYS[2])
 if n < len then
   redis.call('XTRIM', KEYS[2], 'MAXLEN', len - n)
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', string.match(ARGV[2], '^%d+'))
   return n
 end
 ` + keepCounter + `
-redis.call('UNLINK', KEYS[2])
+redis.call('UNLINK', KEYS[2], KEYS[4])
 return n
 `)
 
@@ -397,7 +406,7 @@ func (s *Store) evictRooms(ctx context.Context, zs []goredis.Z, goOn func(contex
 		name := z.Member.(string)
 		score := formatScore(z.Score)
 		k := s.keys(name)
-		n, active, err := keptReply(evictScript.Run(ctx, s.client, []string{k.active, k.seq, k.epoch, k.log}, score))
+		n, active, err := keptReply(evictScript.Run(ctx, s.client, []string{k.active, k.seq, k.epoch, k.log, k.deleted}, score))
 		if n == 1 {
 			s.evicted.Add(1)
 		}
@@ -532,7 +541,7 @@ func (s *Store) expireRooms(ctx context.Context, batch []goredis.Z, cutoff time.
 		case pk.exists != nil:
 			if err = pk.exists.Err(); err == nil && pk.exists.Val() > 0 {
 				var n, active int64
-				n, active, err = keptReply(dropScript.Run(ctx, s.client, []string{k.active, k.log, k.seq}, formatScore(cut)))
+				n, active, err = keptReply(dropScript.Run(ctx, s.client, []string{k.active, k.log, k.seq, k.deleted}, formatScore(cut)))
 				s.expired.Add(max(n, 0))
 				if err == nil && n < 0 && float64(active) > z.Score {
 					// Kept: its score lagged (see evictRooms).
@@ -608,7 +617,7 @@ func (s *Store) trimOld(ctx context.Context, room, epoch string, cutoff time.Tim
 	if old == 0 {
 		return read, finished, nil
 	}
-	n, err := trimScript.Run(ctx, s.client, []string{k.epoch, k.log, k.seq}, epoch, entryID(last), old).Int64()
+	n, err := trimScript.Run(ctx, s.client, []string{k.epoch, k.log, k.seq, k.deleted}, epoch, entryID(last), old).Int64()
 	s.expired.Add(max(n, 0))
 	return read, finished, err
 }

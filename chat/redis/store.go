@@ -13,7 +13,14 @@
 //	                             its score in the rooms index; it only grows
 //	hxchat:room:{NAME}:log       stream: one entry per message, id "SEQ-0",
 //	                             fields author, text, time (RFC 3339, ns),
-//	                             key (the author's public key)
+//	                             key (the author's public key), and on a
+//	                             deletion record deletes (the seq it
+//	                             deleted; absent: 0); a deleted message's
+//	                             entry is removed (XDEL)
+//	hxchat:room:{NAME}:deleted   sorted set: the room's deleted messages
+//	                             within its window; score: seq; member:
+//	                             JSON {seq, key, author, time}, no text
+//	                             (delete.go)
 //	hxchat:rooms:{bB}            sorted set: the rooms of bucket B; score:
 //	                             their last activity (rooms.go)
 //	hxchat:presence:{NAME}       sorted set: who is in the room, per node
@@ -25,7 +32,8 @@
 //	hxchat:secret                string: the server secret (Store.Secret)
 //	hxchat:dbN:room:{NAME}:live  Pub/Sub channel (sharded on a cluster): JSON
 //	                             {seq, epoch, author, key, text, time} per
-//	                             message, in seq order
+//	                             message, and deletes on a deletion record,
+//	                             in seq order
 //	hxchat:dbN:presence          Pub/Sub channel: presence changes
 //
 // Every key has a hash tag, or is one key alone, and every script and
@@ -723,31 +731,43 @@ func (s *Store) Before(ctx context.Context, room string, before int64, n int) ([
 	return msgs, nil
 }
 
-// snapshot is what read returns: one room's counter, epoch and entries as
-// they were at one moment.
+// snapshot is what read returns: one room's counter, epoch, entries and
+// deleted members as they were at one moment.
 type snapshot struct {
 	seq     int64  // the counter (0 when missing)
 	epoch   string // "" when the room has no epoch key
 	entries []goredis.XMessage
+	deleted []string // members of the deleted set; nil when not read
 }
 
-// read runs the stream read that xrange queues, with the room's counter and
-// epoch, in one MULTI/EXEC: the epoch is the one the entries belong to,
-// however appends, flushes and epoch changes interleave.
-func (s *Store) read(ctx context.Context, room string, xrange func(p goredis.Pipeliner, log string) *goredis.XMessageSliceCmd) (snapshot, error) {
+// read runs the stream read of q with the room's counter and epoch (and,
+// withDeleted, the matching read of its deleted set, and extra's commands)
+// in one MULTI/EXEC: the epoch is the one the entries belong to, however
+// appends, deletions, flushes and epoch changes interleave.
+func (s *Store) read(ctx context.Context, room string, q query, withDeleted bool, extra func(p goredis.Pipeliner)) (snapshot, error) {
 	k := s.keys(room)
 	var (
 		head *goredis.SliceCmd
 		xs   *goredis.XMessageSliceCmd
+		ds   *goredis.StringSliceCmd
 	)
 	if _, err := s.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		head = p.MGet(ctx, k.seq, k.epoch)
-		xs = xrange(p, k.log)
+		if extra != nil {
+			extra(p)
+		}
+		xs = q.entries(ctx, p, k.log)
+		if withDeleted {
+			ds = q.deleted(ctx, p, k.deleted)
+		}
 		return nil
 	}); err != nil {
 		return snapshot{}, err
 	}
 	snap := snapshot{entries: xs.Val()}
+	if ds != nil {
+		snap.deleted = append([]string{}, ds.Val()...)
+	}
 	var err error
 	if snap.seq, snap.epoch, err = parseHead(head.Val()); err != nil {
 		return snapshot{}, fmt.Errorf("room %q: %w", room, err)
@@ -910,27 +930,6 @@ func backoff(wait *time.Duration, quit <-chan struct{}) bool {
 	}
 }
 
-// decodeEntries turns stream entries of room into messages of epoch,
-// reversing them when reverse is set.
-func decodeEntries(room, epoch string, xs []goredis.XMessage, reverse bool) ([]chat.Message, error) {
-	if len(xs) == 0 {
-		return nil, nil
-	}
-	out := make([]chat.Message, len(xs))
-	for i, x := range xs {
-		m, err := decodeEntry(room, x)
-		if err != nil {
-			return nil, err
-		}
-		m.Epoch = epoch
-		if reverse {
-			i = len(xs) - 1 - i
-		}
-		out[i] = m
-	}
-	return out, nil
-}
-
 func decodeEntry(room string, x goredis.XMessage) (chat.Message, error) {
 	seq, err := entrySeq(x.ID)
 	if err != nil {
@@ -941,5 +940,11 @@ func decodeEntry(room string, x goredis.XMessage) (chat.Message, error) {
 	if err != nil {
 		return chat.Message{}, fmt.Errorf("room %q: entry %s: bad time: %w", room, x.ID, err)
 	}
-	return chat.Message{Room: room, Seq: seq, Author: field("author"), AuthorKey: field("key"), Text: field("text"), Time: t}, nil
+	var deletes int64 // a deletion record's; entries from before deletions have none
+	if v := field("deletes"); v != "" {
+		if deletes, err = strconv.ParseInt(v, 10, 64); err != nil || deletes <= 0 {
+			return chat.Message{}, fmt.Errorf("room %q: entry %s: bad deletes %q", room, x.ID, v)
+		}
+	}
+	return chat.Message{Room: room, Seq: seq, Author: field("author"), AuthorKey: field("key"), Text: field("text"), Time: t, Deletes: deletes}, nil
 }
