@@ -41,8 +41,9 @@ func seqParam(r *http.Request) (int64, bool) {
 // 403, a seq the room does not hold 404, a malformed one 400; an htmx
 // request gets the reason in the page's notice line. Deleting a message
 // already deleted succeeds (nothing more happens). The log says who
-// deleted what: key, room, seq; never the text.
-func handleDelete(logger *slog.Logger, hub Deleter, m *Metrics) http.HandlerFunc {
+// deleted what: key, room, seq; never the text. Deletions count against
+// the client's post rate (limit): each stores a record; over it, 429.
+func handleDelete(logger *slog.Logger, hub Deleter, m *Metrics, limit *postLimiter) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		htmx := r.Header.Get("HX-Request") == "true"
 		fail := func(status int, title, reason string) {
@@ -66,6 +67,12 @@ func handleDelete(logger *slog.Logger, hub Deleter, m *Metrics) http.HandlerFunc
 		if !ok {
 			m.rejected("bad_seq")
 			fail(http.StatusBadRequest, "No such message", "That is not a message number.")
+			return
+		}
+		if ok, wait := limit.allow(clientOf(r)); !ok {
+			m.rejected("rate")
+			w.Header().Set("Retry-After", retryAfter(wait))
+			fail(http.StatusTooManyRequests, "Too fast", "You are deleting too fast; wait a moment and try again.")
 			return
 		}
 		who, op := PersonFrom(r.Context()), isOperator(r)

@@ -2,9 +2,11 @@ package handlers
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -333,4 +335,33 @@ func TestAdminSignIn(t *testing.T) {
 			t.Errorf("the control failed: a fresh operator cookie is not good")
 		}
 	})
+}
+
+// Deletions share the client's post rate: each stores a record.
+func TestDeleteRateLimited(t *testing.T) {
+	e := newEnv(t, func(o *envOptions) { o.config.PostRate, o.config.PostBurst = 0.001, 3 })
+	alice := newPersona(1)
+	for range 3 {
+		if _, err := e.hub.Post(t.Context(), "lobby", alice.author(), "words"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var codes []int
+	// One post through HTTP and three deletions: the burst of 3 is spent
+	// by the post and the first two deletions.
+	codes = append(codes, e.do(alice.request(postRequest("lobby", messageForm("more"), false))).Code)
+	for seq := 1; seq <= 3; seq++ {
+		w := e.do(alice.request(deleteRequest(fmt.Sprintf("/chat/lobby/messages/%d/delete", seq), false)))
+		codes = append(codes, w.Code)
+		if w.Code == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+			t.Errorf("429 without Retry-After")
+		}
+	}
+	if want := []int{303, 303, 303, 429}; !slices.Equal(codes, want) {
+		t.Errorf("statuses %v, want %v", codes, want)
+	}
+	msgs := e.recent(t, "lobby", 10)
+	if len(msgs) != 6 || msgs[2].Deleted || msgs[2].Text != "words" {
+		t.Errorf("after a refused deletion the room holds %d messages (third %+v), want 6 (4 posted, 2 records) and the third untouched", len(msgs), msgs[2])
+	}
 }

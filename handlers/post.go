@@ -28,8 +28,7 @@ type Hub interface {
 // fragment; a plain form post is redirected back to the room (post,
 // redirect, get). Refused input is shown next to the form with a 4xx status,
 // in both modes, and nothing is stored.
-func handlePost(logger *slog.Logger, hub Hub, m *Metrics, cfg Config) http.HandlerFunc {
-	limit := newPostLimiter(cfg.PostRate, cfg.PostBurst)
+func handlePost(logger *slog.Logger, hub Hub, m *Metrics, cfg Config, limit *postLimiter) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		htmx := r.Header.Get("HX-Request") == "true"
 		room, err := roomParam(r)

@@ -104,8 +104,10 @@ func addRoutes(r chi.Router, d Deps) {
 	// Operators: who they are is known where it matters.
 	ops := newOperators(d.Secret, d.Config.AdminToken)
 	op := withOperator(ops)
-	// Posts and streams have per-client limits.
+	// Posts and streams have per-client limits. Deletions share the post
+	// rate: each stores a record.
 	client := withClient(d.Config.Trusted)
+	writes := newPostLimiter(d.Config.PostRate, d.Config.PostBurst)
 	// The stream stays outside every buffering or timeout middleware.
 	r.With(sameSiteStreams(d.Metrics), id, client).Method(http.MethodGet, "/chat/{room}/events", d.Streams)
 	r.Group(func(r chi.Router) {
@@ -117,8 +119,8 @@ func addRoutes(r chi.Router, d Deps) {
 		r.Get(views.RoomsURL, handleRooms(d.Logger, d.Hub))
 		r.With(id).Get("/chat/{room}/", handleRoom(d.Logger, d.Hub, d.Config.History))
 		r.With(id).Get("/chat/{room}/log", handleLog(d.Logger, d.Hub, d.Config.History))
-		r.With(id, client, observe(d.Metrics.PostDuration)).Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config))
-		r.With(id, op).Post("/chat/{room}/messages/{seq}/delete", handleDelete(d.Logger, d.Hub, d.Metrics))
+		r.With(id, client, observe(d.Metrics.PostDuration)).Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config, writes))
+		r.With(id, op, client).Post("/chat/{room}/messages/{seq}/delete", handleDelete(d.Logger, d.Hub, d.Metrics, writes))
 		r.With(id).Post(views.NameURL, handleName(d.Logger, d.Hub, d.Metrics, d.Config, d.Secret))
 		r.With(id, op).Get("/me.css", handleMeCSS())
 		r.With(id, op).Get(views.AdminURL, handleAdmin(ops))
