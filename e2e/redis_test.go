@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"slices"
 	"strconv"
@@ -82,6 +83,63 @@ func TestTwoNodesOneRedis(t *testing.T) {
 				t.Fatalf("message %q out of its poster's order (want p%d-%d)", text, p, next[p])
 			}
 			next[p]++
+		}
+	})
+
+	t.Run("DeleteOnASeenOnB", func(t *testing.T) {
+		// One person (one cookie jar) posts and deletes on node A.
+		jar, _ := cookiejar.New(nil)
+		client := &http.Client{Jar: jar, Timeout: 5 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		form := func(path string, v url.Values) int {
+			t.Helper()
+			resp, err := client.PostForm(a.URL+path, v)
+			if err != nil {
+				t.Fatalf("POST %s: %v", path, err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		onB := openSSE(t, b.URL+"/chat/erase/events?after=0", "")
+		if code := form("/chat/erase/messages", url.Values{"message": {"a secret slip"}}); code != http.StatusSeeOther {
+			t.Fatalf("post: %d", code)
+		}
+		if ev := onB.Next(t, 5*time.Second); ev.Seq != 1 {
+			t.Fatalf("node B got %+v, want the message", ev)
+		}
+		// Someone else may not; the author may.
+		if code := (func() int {
+			resp, err := http.PostForm(a.URL+"/chat/erase/messages/1/delete", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		})(); code != http.StatusForbidden {
+			t.Errorf("a stranger's deletion: %d, want 403", code)
+		}
+		if code := form("/chat/erase/messages/1/delete", nil); code != http.StatusSeeOther {
+			t.Fatalf("the author's deletion: %d, want 303", code)
+		}
+		ev := onB.Next(t, 5*time.Second)
+		if ev.Seq != 2 || !strings.Contains(ev.Data, `<hx-partial hx-target="#msg-1" hx-swap="outerHTML">`) {
+			t.Fatalf("node B got %+v, want the deletion record", ev)
+		}
+		// Node B's pages and replays have the placeholder, never the text.
+		resp, err := http.Get(b.URL + "/chat/erase/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(page), "secret slip") || !strings.Contains(string(page), "Message deleted") {
+			t.Errorf("node B's room page after the deletion: %.800s", page)
+		}
+		replay := openSSE(t, b.URL+"/chat/erase/events?after=0", "")
+		for _, ev := range replay.Collect(t, 2, 5*time.Second) {
+			if strings.Contains(ev.Data, "secret slip") {
+				t.Errorf("node B replayed the deleted text: %s", ev.Data)
+			}
 		}
 	})
 

@@ -239,6 +239,16 @@ func TestDeleteLive(t *testing.T) {
 	if !strings.Contains(evs[0].data(), `class="msg deleted"`) {
 		t.Errorf("replayed message is not the placeholder: %q", evs[0].data())
 	}
+	// A cursor of another history gets a snapshot: the placeholder, and
+	// not the record (it would target an element the snapshot replaced).
+	snap := openOK(t, ts, "/chat/lobby/events?after=5-0ther0ep", nil)
+	ev = snap.nextMessage(t)
+	if !strings.HasPrefix(ev.data(), `<hx-partial hx-target="#log" hx-swap="innerHTML">`) || ev.ID != "2" {
+		t.Fatalf("a foreign cursor got %q (id %s), want a snapshot up to seq 2", ev.data(), ev.ID)
+	}
+	if strings.Contains(ev.data(), "password") || !strings.Contains(ev.data(), `<li id="msg-1" class="msg deleted">`) || strings.Contains(ev.data(), `hx-target="#msg-1"`) {
+		t.Errorf("snapshot after the deletion: %q", ev.data())
+	}
 }
 
 func TestAdminSignIn(t *testing.T) {

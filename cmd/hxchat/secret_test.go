@@ -131,3 +131,27 @@ func TestSecretFlagSharedByNodes(t *testing.T) {
 		t.Errorf("a node with another -secret trusted the cookie")
 	}
 }
+
+// -admin-token, like -secret, takes at least 16 characters, from the flag
+// or HXCHAT_ADMIN_TOKEN; the error never repeats the token.
+func TestAdminTokenLength(t *testing.T) {
+	none := func(string) string { return "" }
+	for _, short := range []string{"x", "fifteen-chars!!", "한국어한국어한국어한국어한국어"} {
+		_, err := parseFlags([]string{"-admin-token", short}, none, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "-admin-token") || !strings.Contains(err.Error(), "16") || strings.Contains(err.Error(), short) {
+			t.Errorf("-admin-token %q: %v, want an error saying it needs 16 characters, without the token", short, err)
+		}
+	}
+	o, err := parseFlags(nil, func(k string) string {
+		if k == "HXCHAT_ADMIN_TOKEN" {
+			return "from-the-environment"
+		}
+		return ""
+	}, io.Discard)
+	if err != nil || o.adminToken != "from-the-environment" {
+		t.Errorf("HXCHAT_ADMIN_TOKEN: token %q, %v; want it taken", o.adminToken, err)
+	}
+	if o, err := parseFlags(nil, none, io.Discard); err != nil || o.adminToken != "" {
+		t.Errorf("no token: %q, %v; want none (no operators)", o.adminToken, err)
+	}
+}
