@@ -1,6 +1,7 @@
 package views
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -35,5 +36,42 @@ func TestRenderMessageHasNoCR(t *testing.T) {
 	}
 	if strings.ContainsRune(string(b), '\r') || !strings.Contains(string(b), "x\ny\nz") {
 		t.Fatalf("fragment %q: want the text's lines joined by LF and no CR", b)
+	}
+}
+
+// A snapshot begins with "Load earlier messages" unless it starts at the
+// room's first message, and never shows a deletion record.
+func TestSnapshotEarlierAndRecords(t *testing.T) {
+	msg := func(seq int64) chat.Message {
+		return chat.Message{Room: "lobby", Seq: seq, Epoch: "9f3a61c0", Author: "a", AuthorKey: "0123456789ab", Text: fmt.Sprintf("text %d", seq)}
+	}
+	rec := chat.Message{Room: "lobby", Seq: 8, Epoch: "9f3a61c0", Deletes: 6}
+	gone := msg(6)
+	gone.Deleted, gone.Text = true, ""
+	for _, tc := range []struct {
+		name    string
+		msgs    []chat.Message
+		earlier string
+	}{
+		{"FromTheFirst", []chat.Message{msg(1), msg(2)}, ""},
+		{"Later", []chat.Message{msg(5), gone, msg(7), rec}, `<li id="earlier" class="earlier"><a href="/chat/lobby/?before=5"`},
+		{"Empty", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := RenderSnapshot(tc.msgs, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			html := string(b)
+			if has := strings.Contains(html, `id="earlier"`); has != (tc.earlier != "") || tc.earlier != "" && !strings.Contains(html, tc.earlier) {
+				t.Errorf("snapshot %s: want earlier link %q", html, tc.earlier)
+			}
+			if strings.Contains(html, `hx-target="#msg-`) {
+				t.Errorf("snapshot renders a deletion record: %s", html)
+			}
+			if len(tc.msgs) > 1 && tc.msgs[1].Deleted && !strings.Contains(html, `<li id="msg-6" class="msg deleted">`) {
+				t.Errorf("snapshot lacks the placeholder: %s", html)
+			}
+		})
 	}
 }

@@ -37,6 +37,12 @@ func LogSnapshot(history []chat.Message, reset bool) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
+		if len(history) > 0 && history[0].Seq > 1 {
+			templ_7745c5c3_Err = earlierLink(history[0].Room, history[0].Seq).Render(ctx, templ_7745c5c3_Buffer)
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+		}
 		if reset {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<li id=\"msg-0-reset\" class=\"notice\" role=\"note\">The history of this room was reset; showing what is kept now.</li>")
 			if templ_7745c5c3_Err != nil {
