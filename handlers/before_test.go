@@ -47,7 +47,7 @@ func TestLoadEarlier(t *testing.T) {
 		page    bool   // a whole page
 	}{
 		{"Room", e.get("/chat/lobby/"), msgRange(8, 12), "/chat/lobby/?before=8", false, true},
-		{"LogFrame", e.get("/chat/lobby/log"), msgRange(8, 12), "/chat/lobby/?before=8", false, true},
+		{"LogFrame", e.liveLogUntil(t, "/chat/lobby/log", `id="msg-12"`), msgRange(8, 12), "/chat/lobby/?before=8", false, true},
 		{"EarlierPage", e.get("/chat/lobby/?before=8"), msgRange(3, 7), "/chat/lobby/?before=3", false, true},
 		{"EarlierFragment", htmxGet("/chat/lobby/?before=8"), msgRange(3, 7), "/chat/lobby/?before=3", false, false},
 		{"OldestPage", e.get("/chat/lobby/?before=3"), msgRange(1, 2), "", true, true},
@@ -100,7 +100,12 @@ func TestPagesShowPlaceholders(t *testing.T) {
 	}
 	e.post(t, "lobby", "after")
 	for _, target := range []string{"/chat/lobby/", "/chat/lobby/log", "/chat/lobby/?before=5"} {
-		body := e.get(target).Body.String()
+		var body string
+		if target == "/chat/lobby/log" {
+			body = e.liveLogUntil(t, target, `id="msg-4"`).Body.String()
+		} else {
+			body = e.get(target).Body.String()
+		}
 		if strings.Contains(body, "to be deleted") {
 			t.Errorf("%s shows the deleted text", target)
 		}

@@ -269,10 +269,16 @@ func (c *stream) follow(f *chat.Follower) {
 // join makes the stream's person present in its room while it lasts. A
 // request without a key (no identity) counts as a person of its own.
 func (c *stream) join(r *http.Request) {
+	c.cleanup = append(c.cleanup, c.s.hub.Join(c.room, memberOf(r)))
+}
+
+// memberOf is the person making r as a member of a room: present while
+// their stream or live log is open.
+func memberOf(r *http.Request) chat.Member {
 	who := PersonFrom(r.Context())
 	member := chat.Member{Key: who.Key, Name: who.DisplayName()}
 	if member.Key == "" {
 		member.Key = "stream-" + crand.Text()
 	}
-	c.cleanup = append(c.cleanup, c.s.hub.Join(c.room, member))
+	return member
 }

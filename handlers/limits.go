@@ -352,10 +352,6 @@ func (s *Streams) admit(w http.ResponseWriter, r *http.Request) (release func(),
 		return release, true
 	}
 	s.metrics.rejected(which)
-	reason := "too many open streams from your address; close some tabs"
-	if which == "streams_total" {
-		reason = "the server has too many open streams; try again shortly"
-	}
-	refuseStream(w, s.cfg.Retry, reason)
+	refuseStream(w, s.cfg.Retry, limitReason(which))
 	return nil, false
 }

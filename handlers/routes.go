@@ -110,6 +110,8 @@ func addRoutes(r chi.Router, d Deps) {
 	writes := newPostLimiter(d.Config.PostRate, d.Config.PostBurst)
 	// The stream stays outside every buffering or timeout middleware.
 	r.With(sameSiteStreams(d.Metrics), id, client).Method(http.MethodGet, "/chat/{room}/events", d.Streams)
+	// The live log is a stream too: admitted like one, never compressed.
+	r.With(sameSiteStreams(d.Metrics), id, client).Get("/chat/{room}/log", handleLiveLog(d.Logger, d.Hub, d.Streams, d.Config.History))
 	r.Group(func(r chi.Router) {
 		// Everything but the stream: a write deadline on every response,
 		// clients that left counted apart, and compression.
@@ -118,7 +120,6 @@ func addRoutes(r chi.Router, d Deps) {
 		r.With(id).Get("/chat/", handleRoomQuery(d.Logger, d.Hub, d.Metrics))
 		r.Get(views.RoomsURL, handleRooms(d.Logger, d.Hub))
 		r.With(id).Get("/chat/{room}/", handleRoom(d.Logger, d.Hub, d.Config.History))
-		r.With(id).Get("/chat/{room}/log", handleLog(d.Logger, d.Hub, d.Config.History))
 		r.With(id, client, observe(d.Metrics.PostDuration)).Post("/chat/{room}/messages", handlePost(d.Logger, d.Hub, d.Metrics, d.Config, writes))
 		r.With(id, op, client).Post("/chat/{room}/messages/{seq}/delete", handleDelete(d.Logger, d.Hub, d.Metrics, writes))
 		r.With(id).Post(views.NameURL, handleName(d.Logger, d.Hub, d.Metrics, d.Config, d.Secret))
