@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -392,6 +393,35 @@ const (
 	jsMarkForm     = `() => { document.getElementById('send').e2eOld = true; return true }`
 	jsFormReplaced = `() => { const f = document.getElementById('send'); return !!f && !f.e2eOld }`
 )
+
+// visit loads url in w and waits until its document is parsed, not for
+// its load event: a room page without JavaScript frames the live log, a
+// document that stays open, so such a page does not finish loading while
+// it is shown (chromedp.Navigate would wait for that).
+func (w *window) visit(url string) {
+	w.t.Helper()
+	w.visitUntil(url, "the page at "+url+" is parsed", `(url) => document.URL === url && document.readyState !== 'loading'`)
+}
+
+// visitLiveLog loads a room's live log itself in w: a document that is
+// still being parsed while it is open, so it waits for its list.
+func (w *window) visitLiveLog(url string) {
+	w.t.Helper()
+	w.visitUntil(url, "the live log at "+url+" shows its list", `(url) => document.URL === url && !!document.querySelector('ul.log')`)
+}
+
+// visitUntil navigates w to url and waits until ready(url) holds.
+func (w *window) visitUntil(url, what, ready string) {
+	w.t.Helper()
+	w.call(func(ctx context.Context) error {
+		res, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: url})
+		if err == nil && res.ErrorText != "" {
+			err = fmt.Errorf("navigate to %s: %s", url, res.ErrorText)
+		}
+		return err
+	})
+	w.waitFor(stepTimeout, what, ready, url)
+}
 
 // open loads a room page and waits until htmx streams its log.
 func (w *window) open(url string) {

@@ -93,9 +93,10 @@ func TestDeleteOwnMessageLive(t *testing.T) {
 	}
 	// Without JavaScript too: the frame's page never has the text.
 	plain := b.newWindow("no-JavaScript window", withoutJavaScript())
-	plain.do(chromedp.Navigate(room + "log"))
+	plain.visitLiveLog(room + "log")
+	plain.waitFor(stepTimeout, "the live log shows the history", `() => document.body && document.body.textContent.includes('after the deletion')`)
 	if html := eval[string](plain, `() => document.documentElement.outerHTML`); strings.Contains(html, "regrettable") || !strings.Contains(html, "Message deleted") {
-		t.Errorf("the log page after the deletion: %.600s", html)
+		t.Errorf("the live log after the deletion: %.600s", html)
 	}
 }
 
@@ -160,7 +161,7 @@ func TestLoadEarlier(t *testing.T) {
 
 	t.Run("WithoutJavaScript", func(t *testing.T) {
 		w := b.newWindow("no-JavaScript window", withoutJavaScript())
-		w.do(chromedp.Navigate(room))
+		w.visit(room)
 		// The frame's first item links the whole window back.
 		var frames []*chromedp.Node
 		w.call(func(ctx context.Context) error {
@@ -172,10 +173,16 @@ func TestLoadEarlier(t *testing.T) {
 			t.Fatalf("found %d log frames, want 1", len(frames))
 		}
 		w.do(chromedp.WaitVisible(chromedp.CSS("#earlier a"), chromedp.FromNode(frames[0])))
-		w.do(chromedp.Click(chromedp.CSS("#earlier a"), chromedp.FromNode(frames[0])))
+		// follow clicks sel (in the frame from) and waits for the next page.
+		follow := func(sel string, from ...chromedp.QueryOption) {
+			t.Helper()
+			eval[bool](w, `() => { window.e2eOld = true; return true }`)
+			w.do(chromedp.Click(chromedp.CSS(sel), from...))
+			w.waitFor(stepTimeout, "the link "+sel+" leads to a new page", `() => !window.e2eOld && document.readyState !== 'loading'`)
+		}
+		follow("#earlier a", chromedp.FromNode(frames[0]))
 		var pages [][]string
 		for range 5 {
-			w.do(chromedp.WaitReady(chromedp.CSS("#log")))
 			url := eval[string](w, `() => location.href`)
 			if !strings.HasPrefix(url, room+"?before=") {
 				t.Fatalf("the earlier page is at %s, want %s?before=…", url, room)
@@ -184,7 +191,7 @@ func TestLoadEarlier(t *testing.T) {
 			if eval[int](w, `() => document.querySelectorAll('#earlier a').length`) == 0 {
 				break
 			}
-			w.do(chromedp.Click(chromedp.CSS("#earlier a")))
+			follow("#earlier a")
 		}
 		var got []string
 		for _, p := range slices.Backward(pages) {
@@ -196,7 +203,7 @@ func TestLoadEarlier(t *testing.T) {
 		if note := eval[string](w, `() => document.querySelector('#earlier').textContent.trim()`); note != "This is the oldest message kept." {
 			t.Errorf("the last page's first item says %q", note)
 		}
-		w.do(chromedp.Click(chromedp.CSS(".back a")), chromedp.WaitReady(chromedp.CSS("iframe.log-frame")))
+		follow(".back a")
 		if url := eval[string](w, `() => location.href`); url != room {
 			t.Errorf("Back to the newest messages leads to %s, want %s", url, room)
 		}

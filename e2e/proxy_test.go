@@ -8,8 +8,11 @@ package e2e
 // nginx.conf. See docs/proxies.md.
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,6 +78,7 @@ func TestProxy(t *testing.T) {
 			t.Run("Deliver", func(t *testing.T) { testProxyDeliver(t, v) })
 			t.Run("Resume", func(t *testing.T) { testProxyResume(t, v) })
 			t.Run("Idle", func(t *testing.T) { testProxyIdle(t, v) })
+			t.Run("LiveLog", func(t *testing.T) { testProxyLiveLog(t, v) })
 		})
 	}
 }
@@ -106,6 +110,93 @@ func testProxyDeliver(t *testing.T, v *viaProxy) {
 	if median := took[len(took)/2]; median > holdBack {
 		t.Errorf("median post-to-event time through %s is %v, over %v: the proxy holds events back", v.name, median, holdBack)
 	}
+}
+
+// testProxyLiveLog: the no-JavaScript live log through the proxy is live:
+// each message posted through the proxy arrives in the open document
+// within deliverWithin, once, as a browser asking for gzip would get it.
+func testProxyLiveLog(t *testing.T, v *viaProxy) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.roomURL("frame")+"log", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("Accept-Encoding", "gzip, deflate, br")
+	resp, err := v.client.Do(req)
+	if err != nil {
+		t.Fatalf("live log through %s: %v", v.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("live log through %s: status %d, want 200", v.name, resp.StatusCode)
+	}
+	// hxchat never compresses it, but nginx's stock gzip on compresses
+	// every text/html (no-transform notwithstanding): with buffering off
+	// it flushes each piece, so the document stays live.
+	var r io.Reader = resp.Body
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" {
+		t.Logf("through %s the live log arrives with Content-Encoding %s", v.name, enc)
+		if enc != "gzip" {
+			t.Fatalf("live log through %s: Content-Encoding %q", v.name, enc)
+		}
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			t.Fatalf("live log through %s: %v", v.name, err)
+		}
+		r = zr
+	}
+	chunks := make(chan string, 64)
+	go func() {
+		defer close(chunks)
+		buf := make([]byte, 8192)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				chunks <- string(buf[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var body strings.Builder
+	waitFor := func(want string, d time.Duration) bool {
+		deadline := time.After(d)
+		for !strings.Contains(body.String(), want) {
+			select {
+			case c, ok := <-chunks:
+				if !ok {
+					return strings.Contains(body.String(), want)
+				}
+				body.WriteString(c)
+			case <-deadline:
+				return false
+			}
+		}
+		return true
+	}
+	if !waitFor(`aria-label="Messages">`, 5*time.Second) {
+		t.Fatalf("the live log's head did not come through %s within 5 s:\n%s", v.name, body.String())
+	}
+	var took []time.Duration
+	for i := 1; i <= 3; i++ {
+		text := "framed " + strconv.Itoa(i)
+		start := time.Now()
+		v.post(t, "frame", text)
+		if !waitFor(text+"</span></li>", deliverWithin) {
+			t.Fatalf("message %d did not reach the live log through %s within %v:\n%s", i, v.name, deliverWithin, body.String())
+		}
+		took = append(took, time.Since(start).Round(time.Millisecond))
+	}
+	if n := strings.Count(body.String(), "framed 1</span></li>"); n != 1 {
+		t.Errorf("through %s the first message is in the live log %d times, want once", v.name, n)
+	}
+	if strings.Contains(body.String(), "http-equiv") {
+		t.Errorf("the open live log through %s has a refresh element", v.name)
+	}
+	t.Logf("through %s, post to live log: %v", v.name, took)
 }
 
 // testProxyResume: a stream reconnected through the proxy with
@@ -290,5 +381,53 @@ func TestProxyNginxGzipBuffered(t *testing.T) {
 	}
 	if len(evs) != n {
 		t.Fatalf("got %d events, want %d within %v of the last post", len(evs), n, after)
+	}
+}
+
+// TestProxyNginxBufferedLiveLog: through the worst nginx (buffering on,
+// gzip), which holds the live log back, its document still arrives whole
+// once its lifetime ends it: every message posted while it was open, once,
+// then the refresh element that loads it again.
+func TestProxyNginxBufferedLiveLog(t *testing.T) {
+	t.Parallel()
+	hx := startServer(t, "-stream-lifetime", "2s")
+	base := startNginx(t, func(listen string) string {
+		return strings.NewReplacer("{{LISTEN}}", listen, "{{UPSTREAM}}", strings.TrimPrefix(hx.URL, "http://")).Replace(worstNginxSite)
+	})
+	v := &viaProxy{name: "nginx (gzip, buffering)", base: base, client: proxyClient(t, nil)}
+	v.post(t, "worst-log", "before")
+	// nginx may hold the headers back with the body: the request waits in
+	// a goroutine, and the posts go out once hxchat has the document open.
+	done := make(chan []byte, 1)
+	go func() {
+		resp, err := v.client.Get(v.roomURL("worst-log") + "log") // the client asks for gzip and decodes it
+		if err != nil {
+			t.Errorf("live log through %s: %v", v.name, err)
+			done <- nil
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- b
+	}()
+	waitMetric(t, hx.URL, "hxchat_streams_open", 1)
+	for i := 1; i <= 3; i++ {
+		v.post(t, "worst-log", fmt.Sprintf("while open %d", i))
+	}
+	var body string
+	select {
+	case b := <-done:
+		body = string(b)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the live log did not end through the buffering nginx within 10 s")
+	}
+	for _, want := range []string{"before</span>", "while open 1</span>", "while open 2</span>", "while open 3</span>"} {
+		if n := strings.Count(body, want); n != 1 {
+			t.Errorf("the buffered live log has %q %d times, want once:\n%s", want, n, body)
+		}
+	}
+	if !strings.HasSuffix(strings.TrimSpace(body), `<meta http-equiv="refresh" content="1"></body>
+</html>`) {
+		t.Errorf("the buffered live log does not end with its refresh element:\n%s", body[max(0, len(body)-300):])
 	}
 }

@@ -174,7 +174,7 @@ func TestLayoutFits(t *testing.T) {
 
 			nojs := b.newWindow("no JavaScript "+suffix, withViewport(size.w, size.h), withoutJavaScript())
 			emulateScheme(nojs, scheme)
-			nojs.do(chromedp.Navigate(srv.roomURL(room)))
+			nojs.visit(srv.roomURL(room))
 			nojs.waitFor(stepTimeout, "the log frame shows the messages", `() => {
 				const f = document.querySelector('iframe.log-frame');
 				return !!(f && f.contentDocument && f.contentDocument.querySelectorAll('.msg').length === 30);

@@ -48,12 +48,12 @@ var anyPartial = []byte(`<hx-partial`)
 // frameSink is a live log's chat.Sink: a bounded queue the handler's
 // goroutine drains.
 type frameSink struct {
-	mu     sync.Mutex
-	queue  []*chat.Event
-	full   bool // an Offer was refused: Pump once drained
-	ended  bool
-	err    error
-	wake   chan struct{} // cap 1: something to take
+	mu    sync.Mutex
+	queue []*chat.Event
+	full  bool // an Offer was refused: Pump once drained
+	ended bool
+	err   error
+	wake  chan struct{} // cap 1: something to take
 }
 
 func newFrameSink() *frameSink {
