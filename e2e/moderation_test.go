@@ -162,7 +162,10 @@ func TestLoadEarlier(t *testing.T) {
 	t.Run("WithoutJavaScript", func(t *testing.T) {
 		w := b.newWindow("no-JavaScript window", withoutJavaScript())
 		w.visit(room)
-		// The frame's first item links the whole window back.
+		// The frame's first item links the whole window back. The frame's
+		// document is the live log, still arriving: wait for the link in it
+		// before taking the frame's node (whose document it then is).
+		w.waitFor(stepTimeout, "the live log frame shows Load earlier", `() => { const f = document.querySelector('iframe.log-frame'); return !!(f && f.contentDocument && f.contentDocument.querySelector('#earlier a')) }`)
 		var frames []*chromedp.Node
 		w.call(func(ctx context.Context) error {
 			var err error
