@@ -291,7 +291,8 @@ func (f *Follower) pump() {
 // since the current read began (seen). After a read that returned fewer
 // messages than asked, the follower is caught up exactly when seen is not
 // beyond what it queued; seen of another epoch than the read's means the
-// history was replaced after the read: a snapshot follows.
+// history was replaced after the read: a snapshot follows (unless the read
+// found no history at all: then it is the room's first).
 func (f *Follower) fill() {
 	opts := &f.hub.opts
 	for {
@@ -362,6 +363,10 @@ func (f *Follower) fill() {
 			if !reset && k < n && f.seen.Seq <= next.Seq {
 				f.state, f.replayed = live, 0
 			}
+		case next.Epoch == "":
+			// The read found no history at all (the room was empty):
+			// what arrived meanwhile is the room's first, not a new one.
+			// The next read takes it up.
 		default:
 			// A message of another history arrived after the read began.
 			f.reset, f.resetWhy = true, true

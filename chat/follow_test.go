@@ -387,6 +387,38 @@ func TestFollowMessageDuringRead(t *testing.T) {
 			checkEvents(t, s.got(), wantMsgs(e, 1, 6))
 		})
 	})
+	// The room is empty when the follower reads it, and its first message
+	// (its first history) arrives during that read: the follower goes on
+	// reading into that history; it is no reset (found by the two-node
+	// Redis test, 1 run in 50: a spurious "history was reset" snapshot).
+	t.Run("EmptyRoomFirstMessage", func(t *testing.T) {
+		for _, from := range []chat.Cursor{{Seq: 0}, {}} {
+			synctest.Test(t, func(t *testing.T) {
+				store := newFaultStore(0)
+				t.Cleanup(func() { store.Close() })
+				h := chat.NewHub(store, followOpts(chat.HubOptions{}))
+				var e string
+				store.set(func(s *faultStore) {
+					s.afterSince = func() {
+						// The follower's read found nothing; the
+						// messages reach it before the read returns
+						// (a watcher added now runs after the hub's).
+						delivered := make(chan struct{})
+						defer store.Watch("lobby", func(m chat.Message) {
+							if m.Seq == 2 {
+								close(delivered)
+							}
+						})()
+						e = appendN(t, store, "lobby", 2)
+						<-delivered
+					}
+				})
+				s := followFrom(t, h, "lobby", from)
+				synctest.Wait()
+				checkEvents(t, s.got(), wantMsgs(e, 1, 2))
+			})
+		}
+	})
 	t.Run("NewHistory", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			store := newResetStore()

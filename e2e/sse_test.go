@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"bufio"
 	"context"
 	"io"
@@ -115,7 +116,18 @@ func (c *sseClient) Collect(t testing.TB, n int, d time.Duration) []sseEvent {
 		case err := <-c.Done:
 			t.Fatalf("stream ended after %d of %d events: %v", len(out), n, err)
 		case <-deadline:
-			t.Fatalf("got %d of %d events within %v", len(out), n, d)
+			var last []string
+			for _, ev := range out[max(0, len(out)-3):] {
+				last = append(last, ev.ID)
+			}
+			// Where the seqs skip, for a stream that should have them all.
+			var skips []string
+			for i := 1; i < len(out); i++ {
+				if out[i].Seq != out[i-1].Seq+1 && len(skips) < 5 {
+					skips = append(skips, fmt.Sprintf("%d→%d", out[i-1].Seq, out[i].Seq))
+				}
+			}
+			t.Fatalf("got %d of %d events within %v; the last: %v; seqs skip at %v", len(out), n, d, last, skips)
 		}
 	}
 	return out
