@@ -1,9 +1,9 @@
 package e2e
 
 import (
-	"fmt"
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
