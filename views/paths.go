@@ -21,8 +21,8 @@ func EventsURL(room string, after int64) string {
 // so a message delivered twice is shown once.
 func MessageID(seq int64) string { return "msg-" + strconv.FormatInt(seq, 10) }
 
-// LogURL is the room's log as a self-refreshing page, for browsers without
-// JavaScript.
+// LogURL is the room's live log, a document the server keeps extending,
+// for browsers without JavaScript.
 func LogURL(room string) string { return RoomURL(room) + "log" }
 
 // BeforeURL is the page of a room's history before seq (scroll back).
