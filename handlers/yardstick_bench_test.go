@@ -71,6 +71,43 @@ func BenchmarkFanout1000(b *testing.B) {
 	})
 }
 
+// BenchmarkLiveLog1000 is BenchmarkFanout1000's hxchat case for 1000
+// browsers without JavaScript: each reads the room's live log, the HTML
+// document the server extends with each message (handlers/frame.go).
+//
+//	go test -run '^$' -bench LiveLog1000 -benchtime 3x ./handlers/
+func BenchmarkLiveLog1000(b *testing.B) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	metrics := NewMetrics(reg)
+	hub := chat.NewHub(chat.NewMemoryStore(0), chat.HubOptions{Render: views.RenderMessage, RenderPresence: views.RenderPresence})
+	streams := NewStreams(logger, hub, metrics, StreamConfig{Heartbeat: time.Hour, Retry: 2 * time.Second, WriteTimeout: 5 * time.Second})
+	ts := httptest.NewServer(NewServer(Deps{Logger: logger, Hub: hub, Streams: streams, Metrics: metrics, Gatherer: reg,
+		Config: Config{History: 50, MaxBody: 32 << 10}, Secret: testSecret}))
+	defer ts.Close()
+	defer streams.Shutdown()
+	benchFanout(b, ts.URL+"/chat/lobby/log", func(ctx context.Context, room string, a chat.Author, text string) error {
+		_, err := hub.Post(ctx, room, a, text)
+		return err
+	})
+}
+
+// lineSeq returns the seq of the message a line of a stream carries: an
+// SSE "id: SEQ-EPOCH" line, or a live log's `<li id="msg-SEQ"` line.
+func lineSeq(line []byte) (int64, bool) {
+	if v, ok := bytes.CutPrefix(line, []byte("id: ")); ok {
+		v, _, _ = bytes.Cut(bytes.TrimSpace(v), []byte("-")) // SEQ-EPOCH
+		seq, err := strconv.ParseInt(string(v), 10, 64)
+		return seq, err == nil
+	}
+	if v, ok := bytes.CutPrefix(line, []byte(`<li id="msg-`)); ok {
+		v, _, _ = bytes.Cut(v, []byte(`"`))
+		seq, err := strconv.ParseInt(string(v), 10, 64)
+		return seq, err == nil
+	}
+	return 0, false
+}
+
 func benchFanout(b *testing.B, url string, post func(context.Context, string, chat.Author, string) error) {
 	const subs, msgs = 1000, 100
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: subs, DisableCompression: true}}
@@ -96,14 +133,10 @@ func benchFanout(b *testing.B, url string, post func(context.Context, string, ch
 				}
 				// Count each message once by its seq: presence events
 				// repeat the newest id.
-				if v, ok := bytes.CutPrefix(line, []byte("id: ")); ok {
-					v, _, _ = bytes.Cut(bytes.TrimSpace(v), []byte("-")) // SEQ-EPOCH
-					seq, _ := strconv.ParseInt(string(v), 10, 64)
-					if seq > last {
-						last = seq
-						if seq%msgs == 0 {
-							round.Done()
-						}
+				if seq, ok := lineSeq(line); ok && seq > last {
+					last = seq
+					if seq%msgs == 0 {
+						round.Done()
 					}
 				}
 			}
