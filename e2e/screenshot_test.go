@@ -60,6 +60,12 @@ func TestScreenshots(t *testing.T) {
 	w.do(chromedp.Navigate(srv.URL + "/admin"))
 	shoot(t, w, dir, "admin.png")
 
+	plain := b.newWindow("no JavaScript", withoutJavaScript())
+	plain.visit(srv.roomURL(room))
+	srv.post(t, room, "Posted while the frame without JavaScript was open")
+	plain.waitFor(liveTimeout, "the live frame shows the new message", jsFrameHas, "Posted while the frame without JavaScript was open")
+	shoot(t, plain, dir, "room-nojs-live.png")
+
 	phone := b.newWindow("phone", withViewport(390, 844))
 	phone.open(srv.roomURL(room))
 	shoot(t, phone, dir, "room-phone.png")
