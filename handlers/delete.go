@@ -18,10 +18,14 @@ type Deleter interface {
 	Delete(ctx context.Context, room string, seq int64, who chat.Author, operator bool) (chat.Message, error)
 }
 
-// seqParam returns the message seq of the URL path: a positive decimal
-// number of at most 18 digits (so it fits an int64).
+// seqParam returns the message seq of the URL path (see parseSeq).
 func seqParam(r *http.Request) (int64, bool) {
-	s := chi.URLParam(r, "seq")
+	return parseSeq(chi.URLParam(r, "seq"))
+}
+
+// parseSeq reads a message seq a client sent: a positive decimal number
+// of at most 18 digits (so it fits an int64), nothing else.
+func parseSeq(s string) (int64, bool) {
 	if s == "" || len(s) > 18 {
 		return 0, false
 	}

@@ -18,7 +18,6 @@ import (
 	"context"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -279,14 +278,6 @@ func frameHeaders(h http.Header) {
 	h.Del("Content-Length")
 }
 
-// refuseWait is how long a refused or ended live log waits before it
-// loads again: the SSE retry, stretched by up to half again so a crowd
-// spreads out, at least minRefuseRetry.
-func refuseWait(retry time.Duration) time.Duration {
-	retry = max(retry, minRefuseRetry)
-	return retry + time.Duration(rand.Int64N(int64(float64(retry)*refuseJitter)+1))
-}
-
 // refuseFrame answers a live log that cannot be served now with a short
 // document: the reason, and a refresh element that tries again later,
 // as a refused stream's retry: does. 503 with Retry-After.
@@ -294,12 +285,4 @@ func refuseFrame(w http.ResponseWriter, r *http.Request, room, reason string, re
 	wait := refuseWait(retry)
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 	render(w, r, http.StatusServiceUnavailable, views.LiveLogRefused(room, reason, int(math.Ceil(wait.Seconds()))))
-}
-
-// limitReason is what a person is told when a stream limit refuses them.
-func limitReason(which string) string {
-	if which == "streams_total" {
-		return "the server has too many open streams; try again shortly"
-	}
-	return "too many open streams from your address; close some tabs"
 }

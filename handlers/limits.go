@@ -355,3 +355,12 @@ func (s *Streams) admit(w http.ResponseWriter, r *http.Request) (release func(),
 	refuseStream(w, s.cfg.Retry, limitReason(which))
 	return nil, false
 }
+
+// limitReason is what a person is told when a stream limit refuses their
+// stream or live log (which limit: Acquire's which).
+func limitReason(which string) string {
+	if which == "streams_total" {
+		return "the server has too many open streams; try again shortly"
+	}
+	return "too many open streams from your address; close some tabs"
+}

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -41,17 +40,16 @@ func page(ctx context.Context, h Historian, room string, before int64, n int) (m
 }
 
 // beforeParam returns the page asked for by ?before=SEQ (0: the newest):
-// a decimal seq of at most 18 digits. ok is false for anything else.
+// one seq (parseSeq). ok is false for anything else.
 func beforeParam(r *http.Request) (seq int64, ok bool) {
 	v, asked := r.URL.Query()["before"]
 	if !asked {
 		return 0, true
 	}
-	if len(v) != 1 || v[0] == "" || len(v[0]) > 18 || strings.IndexFunc(v[0], func(c rune) bool { return c < '0' || c > '9' }) >= 0 {
+	if len(v) != 1 {
 		return 0, false
 	}
-	seq, err := strconv.ParseInt(v[0], 10, 64)
-	return seq, err == nil && seq > 0
+	return parseSeq(v[0])
 }
 
 // roomParam returns the validated room name from the URL path.

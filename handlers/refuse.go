@@ -39,9 +39,7 @@ const minRefuseRetry = time.Second
 // reason for the person as data, and the end of the response. It writes
 // the whole answer; the caller writes nothing more.
 func refuseStream(w http.ResponseWriter, retry time.Duration, reason string) {
-	retry = max(retry, minRefuseRetry)
-	retry += time.Duration(rand.Int64N(int64(float64(retry)*refuseJitter) + 1))
-	retry = retry.Truncate(time.Millisecond) // as sent: retry: counts whole milliseconds
+	retry = refuseWait(retry).Truncate(time.Millisecond) // as sent: retry: counts whole milliseconds
 	h := w.Header()
 	streamHeaders(h)
 	h.Set("Retry-After", retryAfter(retry))
@@ -53,6 +51,14 @@ func refuseStream(w http.ResponseWriter, retry time.Duration, reason string) {
 	// Flushed before the handler returns, so net/http does not add a
 	// Content-Length: an event stream never has one (DESIGN.md).
 	_ = http.NewResponseController(w).Flush()
+}
+
+// refuseWait is how long a refused stream, or a refused or ended live
+// log, waits before it tries again: retry (at least minRefuseRetry)
+// stretched by up to refuseJitter, so a crowd spreads out.
+func refuseWait(retry time.Duration) time.Duration {
+	retry = max(retry, minRefuseRetry)
+	return retry + time.Duration(rand.Int64N(int64(float64(retry)*refuseJitter)+1))
 }
 
 // streamOpening is the first block every admitted stream writes: retry:
