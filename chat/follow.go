@@ -7,12 +7,38 @@ import (
 )
 
 // Event is one thing a follower hands its sink, in the transport's terms
-// and no more: the cursor after it, as text (an SSE id: "SEQ-EPOCH"), and
-// its HTML (SSE data). A message's Event is shared by every follower of its
-// room and must not be modified.
+// and no more: the cursor after it, as text (an SSE id: "SEQ-EPOCH"), its
+// HTML (SSE data), and what kind of change to the client's log it is. A
+// message's Event is shared by every follower of its room and must not be
+// modified.
 type Event struct {
 	ID   []byte
 	HTML []byte
+	Kind EventKind
+}
+
+// EventKind says what an Event does to what the client shows, for a
+// transport that cannot apply every kind (the live log without
+// JavaScript appends, and nothing else).
+type EventKind uint8
+
+const (
+	// Appended: a message, or a notice, that goes after what is shown.
+	Appended EventKind = iota
+	// Members: the room's member list, which replaces the one shown.
+	Members
+	// Replaces: a snapshot that replaces the whole log, or a deletion
+	// record that replaces a message shown before.
+	Replaces
+)
+
+// kindOf is the kind of m's event: a deletion record replaces the message
+// it deleted; any other message is appended.
+func kindOf(m Message) EventKind {
+	if m.Deletes != 0 {
+		return Replaces
+	}
+	return Appended
 }
 
 // Delivery is a message on its way to the followers of its room, with its
@@ -272,7 +298,7 @@ func (f *Follower) pump() {
 	// pile up in the queue of a slow client, and the newest one waiting
 	// replaces the others.
 	if f.state == live && f.presence != nil && len(f.queue) == 0 {
-		ev := &Event{ID: f.cur.AppendText(nil), HTML: f.presence.HTML}
+		ev := &Event{ID: f.cur.AppendText(nil), HTML: f.presence.HTML, Kind: Members}
 		f.presence = nil
 		if !f.sink.Offer(ev) {
 			f.push(ev)
@@ -403,7 +429,7 @@ func (f *Follower) replay(at Cursor, n int) (evs []*Event, next Cursor, k int, e
 			return nil, at, 0, err
 		}
 		next = Cursor{Epoch: m.Epoch, Seq: m.Seq}
-		evs = append(evs, &Event{ID: next.AppendText(nil), HTML: html})
+		evs = append(evs, &Event{ID: next.AppendText(nil), HTML: html, Kind: kindOf(m)})
 	}
 	return evs, next, len(msgs), nil
 }
@@ -424,7 +450,7 @@ func (f *Follower) snapshot(reset bool) ([]*Event, Cursor, error) {
 	if err != nil {
 		return nil, Cursor{}, err
 	}
-	return []*Event{{ID: next.AppendText(nil), HTML: html}}, next, nil
+	return []*Event{{ID: next.AppendText(nil), HTML: html, Kind: Replaces}}, next, nil
 }
 
 // fail ends the follower after a store error; the sink ends the stream and

@@ -228,7 +228,7 @@ func (h *Hub) publish(m Message) {
 		// find the message in the store at the next one's gap.
 		return
 	}
-	d := &Delivery{Message: m, Event: Event{ID: Cursor{Epoch: m.Epoch, Seq: m.Seq}.AppendText(nil), HTML: html}}
+	d := &Delivery{Message: m, Event: Event{ID: Cursor{Epoch: m.Epoch, Seq: m.Seq}.AppendText(nil), HTML: html, Kind: kindOf(m)}}
 	inline := n <= fanoutInline
 	for _, s := range fs.shards {
 		s.mu.Lock()

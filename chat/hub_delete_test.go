@@ -2,7 +2,9 @@ package chat_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
+	"testing/synctest"
 
 	"github.com/hxchat/hxchat/chat"
 )
@@ -58,4 +60,48 @@ func TestHubDelete(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Each event says what it does to the client's log, for transports that
+// can only append (the live log without JavaScript): a message and a
+// trimmed notice are appended, a deletion record and a snapshot replace
+// what is shown.
+func TestEventKinds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		author := chat.Author{Name: "alice", Key: "a11ce0000000"}
+		h, _ := newHub(t, followOpts(chat.HubOptions{}))
+		live := followFrom(t, h, "lobby", chat.Cursor{})
+		synctest.Wait()
+		m, err := h.Post(t.Context(), "lobby", author, "first")
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if _, err := h.Delete(t.Context(), "lobby", m.Seq, author, false); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		// Replayed: the placeholder is appended, the record replaces.
+		replayed := followFrom(t, h, "lobby", chat.Cursor{Epoch: m.Epoch, Seq: 0})
+		// Another history's cursor: a snapshot.
+		snap := followFrom(t, h, "lobby", chat.Cursor{Epoch: "0ther", Seq: 1})
+		synctest.Wait()
+		for _, tc := range []struct {
+			name string
+			s    *sink
+			want []chat.EventKind
+		}{
+			{"Live", live, []chat.EventKind{chat.Appended, chat.Replaces}},
+			{"Replayed", replayed, []chat.EventKind{chat.Appended, chat.Replaces}},
+			{"Snapshot", snap, []chat.EventKind{chat.Replaces}},
+		} {
+			var got []chat.EventKind
+			for _, ev := range tc.s.got() {
+				got = append(got, ev.Kind)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%s: kinds %v, want %v (events %s)", tc.name, got, tc.want, describe(tc.s.got()))
+			}
+		}
+	})
 }

@@ -120,7 +120,8 @@ func (o *operators) cookie(r *http.Request, maxAge time.Duration) *http.Cookie {
 type operatorKey struct{}
 
 // withOperator marks requests from an operator (isOperator), for the
-// routes that show or do what operators may: room pages, me.css, deletion.
+// routes that show or do what operators may: me.css (which shows them every
+// delete control), deletion, and the operators' page.
 func withOperator(o *operators) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

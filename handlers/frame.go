@@ -35,15 +35,6 @@ const frameWindow = 64
 // frameBeat is the heartbeat of a live log: an HTML comment.
 var frameBeat = []byte("<!-- -->\n")
 
-// presencePartial starts the data of a member list: the live log shows
-// no member list, and skips them.
-var presencePartial = []byte(`<hx-partial hx-target="#presence"`)
-
-// anyPartial starts the data of every other htmx partial a follower sends
-// (a snapshot replacing the log, a deletion replacing a message): a
-// document without JavaScript cannot apply them, so the live log reloads.
-var anyPartial = []byte(`<hx-partial`)
-
 // frameSink is a live log's chat.Sink: a bounded queue the handler's
 // goroutine drains.
 type frameSink struct {
@@ -218,11 +209,12 @@ func (fw *frameWriter) serve(ctx context.Context, s *Streams, f *chat.Follower, 
 			reload := false
 			written := 0
 			for _, ev := range evs {
-				switch {
-				case bytes.HasPrefix(ev.HTML, presencePartial):
-				case bytes.HasPrefix(ev.HTML, anyPartial):
+				switch ev.Kind {
+				case chat.Members: // the live log shows no member list
+				case chat.Replaces:
 					// A snapshot or a deletion: what is shown is no
-					// longer right, and only a new document can fix it.
+					// longer right, and a document without JavaScript
+					// can only be loaded again.
 					reload = true
 				default:
 					fw.buf.Write(ev.HTML)
